@@ -1,0 +1,1 @@
+"""Django-free retrieval: decode images, extract backbone features, store them, index and search."""

@@ -1,0 +1,38 @@
+"""Each webapp test gets its own data directory; a tiny labelled gallery is one fixture away."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from webapp.gallery import pipeline
+from webapp.gallery.demo import generate_demo_gallery
+from webapp.gallery.importer import ImportReport, import_tree
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, settings) -> Path:
+    root = tmp_path / "data"
+    settings.DATA_DIR = root
+    settings.MEDIA_ROOT = root / "media"
+    settings.FEATURES_DIR = root / "features"
+    settings.MODELS_DIR = root / "models"
+    settings.INDEXES_DIR = root / "indexes"
+    settings.INDEX_CHECK_SECONDS = 0.0
+    pipeline.reset_data_caches()
+    yield root
+    pipeline.reset_data_caches()
+
+
+@pytest.fixture
+def demo_folder(tmp_path: Path) -> Path:
+    """3 generated images in each of the 12 demo classes, in class folders."""
+    folder = tmp_path / "demo"
+    generate_demo_gallery(folder, per_class=3, seed=1)
+    return folder
+
+
+@pytest.fixture
+def gallery(db, demo_folder: Path) -> ImportReport:
+    return import_tree(demo_folder, labels_from_dirs=True)

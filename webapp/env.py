@@ -1,0 +1,98 @@
+"""Strict parsing of settings from environment variables: a bad value raises ImproperlyConfigured."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = env_str(name)
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean; use one of 1/0, true/false, yes/no, on/off.")
+
+
+def env_int(name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+    value = env_str(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an integer.") from None
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        raise ImproperlyConfigured(f"{name}={number} is outside the allowed range [{minimum}, {maximum}].")
+    return number
+
+
+def env_float(name: str, default: float, minimum: float | None = None) -> float:
+    value = env_str(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={number} must be at least {minimum}.")
+    return number
+
+
+def env_choice(name: str, default: str, choices: set[str]) -> str:
+    value = env_str(name, default)
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} must be one of {sorted(choices)}.")
+    return value
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = env_str(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def parse_database_url(url: str, base_dir: Path) -> dict:
+    """``sqlite:///relative/or//absolute/path`` or ``postgres://user:pass@host:port/name``."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = unquote(parsed.path)
+        if not path or path == "/":
+            raise ImproperlyConfigured(f"DATABASE_URL={url!r} names no SQLite file.")
+        file = Path(path[1:])  # sqlite:///rel/path is relative, sqlite:////abs/path absolute
+        file = file if file.is_absolute() else base_dir / file
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(file),
+                "OPTIONS": {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"}}
+    if parsed.scheme in {"postgres", "postgresql"}:
+        name = parsed.path.lstrip("/")
+        if not name:
+            raise ImproperlyConfigured(f"DATABASE_URL={url!r} names no database.")
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(name),
+            "USER": unquote(parsed.username or ""),
+            "PASSWORD": unquote(parsed.password or ""),
+            "HOST": parsed.hostname or "",
+            "PORT": str(parsed.port or ""),
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
+        }
+    raise ImproperlyConfigured(
+        f"DATABASE_URL={url!r}: unsupported scheme {parsed.scheme!r}; use sqlite:/// or postgres://."
+    )

@@ -1,0 +1,62 @@
+"""Build a FAISS index of the gallery for a model version, save it atomically and activate it."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from django.conf import settings
+
+from retrieval.index import build_index, save_index
+from webapp.gallery import pipeline
+from webapp.gallery.models import Image, IndexVersion, ModelVersion
+
+logger = logging.getLogger(__name__)
+EMBED_CHUNK = 8192
+
+
+def gallery_vectors(version: ModelVersion) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) of every gallery image with cached features, embedded by `version`."""
+    store = pipeline.feature_store(version.backbone)
+    gallery_ids = np.fromiter(
+        Image.objects.filter(role=Image.Role.GALLERY).values_list("id", flat=True), dtype=np.int64
+    )
+    ids = gallery_ids[store.contains(gallery_ids)]
+    dim = pipeline.head_for(version).output_dim(store.dim)
+    vectors = np.empty((len(ids), dim), dtype=np.float32)
+    for start in range(0, len(ids), EMBED_CHUNK):
+        chunk = ids[start : start + EMBED_CHUNK]
+        vectors[start : start + len(chunk)] = pipeline.embed(version, store.get(chunk))
+    return ids, vectors
+
+
+def build_and_activate(version: ModelVersion | None = None, factory: str | None = None) -> IndexVersion:
+    """Index the gallery under `version` (default: the active model) and make it the served index."""
+    started = time.perf_counter()
+    version = version or pipeline.active_model_version()
+    factory = factory or settings.INDEX_FACTORY
+    ids, vectors = gallery_vectors(version)
+    index = build_index(vectors, ids, factory)
+    record = IndexVersion.objects.create(
+        model_version=version, path="", factory=factory, dim=vectors.shape[1], ntotal=len(ids)
+    )
+    relative = f"indexes/index-{record.pk:06d}.faiss"
+    save_index(index, settings.DATA_DIR / relative)
+    IndexVersion.objects.filter(pk=record.pk).update(path=relative)
+    record.path = relative
+    record.activate()
+    logger.info("Activated %s in %.2fs", record, time.perf_counter() - started)
+    return record
+
+
+def index_is_stale() -> bool:
+    """True when gallery images with features are missing from the active index (or none is active)."""
+    active = IndexVersion.objects.filter(is_active=True).first()
+    if active is None:
+        return Image.objects.filter(role=Image.Role.GALLERY).exists()
+    store = pipeline.feature_store(active.model_version.backbone)
+    gallery_ids = np.fromiter(
+        Image.objects.filter(role=Image.Role.GALLERY).values_list("id", flat=True), dtype=np.int64
+    )
+    return int(store.contains(gallery_ids).sum()) != active.ntotal

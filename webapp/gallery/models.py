@@ -1,0 +1,82 @@
+"""Images, model versions (backbone + metric head) and the index versions built from them."""
+
+from __future__ import annotations
+
+from django.db import models, transaction
+from django.db.models import Q
+
+
+class Image(models.Model):
+    """An image Refind has stored: a gallery item, or a query someone uploaded."""
+
+    class Role(models.TextChoices):
+        GALLERY = "gallery", "Gallery"
+        QUERY = "query", "Query"
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.GALLERY, db_index=True)
+    file = models.FileField(upload_to="originals/", max_length=255)
+    thumbnail = models.FileField(upload_to="thumbnails/", max_length=255)
+    label = models.CharField(max_length=200, blank=True, db_index=True)
+    original_name = models.CharField(max_length=255, blank=True)
+    format = models.CharField(max_length=16)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.role} image {self.pk} ({self.original_name or self.sha256[:12]})"
+
+
+class ModelVersion(models.Model):
+    """A metric: the backbone whose cached features it reads plus the head applied to them."""
+
+    backbone = models.CharField(max_length=100)
+    head_kind = models.CharField(max_length=50, default="identity")
+    head_file = models.CharField(max_length=500, blank=True, help_text="Path under REFIND_DATA_DIR.")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
+    config = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True), name="one_active_model")
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.pk} {self.backbone}/{self.head_kind}"
+
+
+class IndexVersion(models.Model):
+    """A FAISS index file built for one model version over the gallery at one moment."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="indexes")
+    path = models.CharField(max_length=500, help_text="Path under REFIND_DATA_DIR.")
+    factory = models.CharField(max_length=200)
+    dim = models.PositiveIntegerField()
+    ntotal = models.PositiveIntegerField()
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True), name="one_active_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"index {self.pk} ({self.ntotal} vectors, {self.factory})"
+
+    def activate(self) -> None:
+        """Make this the index every process serves (and its model the active model)."""
+        with transaction.atomic():
+            IndexVersion.objects.filter(is_active=True).exclude(pk=self.pk).update(is_active=False)
+            ModelVersion.objects.filter(is_active=True).exclude(pk=self.model_version_id).update(is_active=False)
+            ModelVersion.objects.filter(pk=self.model_version_id).update(is_active=True)
+            IndexVersion.objects.filter(pk=self.pk).update(is_active=True)
+        self.is_active = True

@@ -1,0 +1,23 @@
+"""Celery tasks of the gallery: thin wrappers that take primary keys and call the indexing code."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from webapp.gallery import indexing
+from webapp.gallery.models import ModelVersion
+
+
+@shared_task(acks_late=True)
+def rebuild_index(model_version_id: int | None = None) -> int:
+    """Build and activate a new index for a model version (default: the active one); returns its id."""
+    version = ModelVersion.objects.get(pk=model_version_id) if model_version_id else None
+    return indexing.build_and_activate(version).pk
+
+
+@shared_task
+def refresh_index() -> int | None:
+    """Periodic: rebuild the index if gallery images were added (e.g. an import stopped before indexing)."""
+    if indexing.index_is_stale():
+        return indexing.build_and_activate().pk
+    return None

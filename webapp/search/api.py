@@ -1,0 +1,82 @@
+"""POST /api/v1/search/: search the gallery with an uploaded image."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from webapp.gallery.serializers import image_urls
+from webapp.search import service
+
+
+class SearchRequestSerializer(serializers.Serializer):
+    image = serializers.FileField(help_text="The query image (JPEG, PNG, WebP, GIF, BMP or TIFF).")
+    k = serializers.IntegerField(
+        required=False, default=settings.SEARCH_DEFAULT_K, min_value=1, max_value=settings.SEARCH_MAX_K
+    )
+
+    def validate_image(self, upload):
+        if upload.size > settings.MAX_UPLOAD_BYTES:
+            raise serializers.ValidationError(
+                f"The file is {upload.size / 1e6:.1f} MB; the limit is {settings.MAX_UPLOAD_BYTES / 1e6:.1f} MB."
+            )
+        return upload
+
+
+class SearchHitSerializer(serializers.Serializer):
+    image_id = serializers.IntegerField()
+    rank = serializers.IntegerField()
+    score = serializers.FloatField()
+    label = serializers.CharField(allow_null=True)
+    image_url = serializers.URLField()
+    thumbnail_url = serializers.URLField()
+
+
+class SearchResponseSerializer(serializers.Serializer):
+    query_id = serializers.IntegerField()
+    model_version = serializers.IntegerField()
+    index_version = serializers.IntegerField()
+    results = SearchHitSerializer(many=True)
+
+
+ERROR = inline_serializer("Error", {"detail": serializers.CharField()})
+
+
+class SearchView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request=SearchRequestSerializer,
+        responses={
+            200: SearchResponseSerializer,
+            400: OpenApiResponse(ERROR, description="Not a usable image, or bad parameters."),
+            503: OpenApiResponse(ERROR, description="No index is active yet."),
+        },
+        summary="Search the gallery with an image",
+    )
+    def post(self, request: Request) -> Response:
+        params = SearchRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        upload = params.validated_data["image"]
+        try:
+            result = service.search_upload(upload.read(), upload.name or "", k=params.validated_data["k"])
+        except service.ImageRejected as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        except service.SearchUnavailable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        body = {
+            "query_id": result.query.pk,
+            "model_version": result.model_version.pk,
+            "index_version": result.index_version,
+            "results": [
+                {"image_id": hit.image.pk, "rank": hit.rank, "score": hit.score, "label": hit.image.label or None,
+                 **image_urls(request, hit.image)}
+                for hit in result.hits
+            ],
+        }
+        return Response(body)

@@ -1,0 +1,105 @@
+"""Search: turn an upload or a stored image into a query vector and rank the gallery with the active index."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+
+from retrieval.extraction import preprocess
+from retrieval.images import ImageRejected, decode_image
+from retrieval.index import IndexHolder, search
+from webapp.gallery import pipeline
+from webapp.gallery.models import Image, IndexVersion, ModelVersion
+from webapp.gallery.storing import store_image
+
+
+class SearchUnavailable(RuntimeError):
+    """No index is active yet (the gallery is empty or still being imported)."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    image: Image
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: Image
+    model_version: ModelVersion
+    index_version: int
+    hits: list[Hit]
+    offset: int
+    has_more: bool
+
+
+class _ActiveIndex:
+    """Resolve the active index at most every INDEX_CHECK_SECONDS per process."""
+
+    def __init__(self) -> None:
+        self._checked_at = 0.0
+        self._value: tuple[int, str] | None = None
+
+    def __call__(self) -> tuple[int, str] | None:
+        now = time.monotonic()
+        if self._value is None or now - self._checked_at >= settings.INDEX_CHECK_SECONDS:
+            row = IndexVersion.objects.filter(is_active=True).values_list("id", "path").first()
+            self._value = None if row is None else (row[0], str(settings.DATA_DIR / row[1]))
+            self._checked_at = now
+        return self._value
+
+
+_holder = IndexHolder(_ActiveIndex())
+
+
+def store_query(data: bytes, original_name: str = "") -> Image:
+    """Validate an upload and store it as a query image (or reuse the stored image with the same bytes).
+
+    Raises ImageRejected before anything is written.
+    """
+    decoded = decode_image(
+        data, max_bytes=settings.MAX_UPLOAD_BYTES, min_side=settings.MIN_IMAGE_SIDE,
+        max_pixels=settings.MAX_IMAGE_PIXELS,
+    )
+    image, _ = store_image(decoded, data, role=Image.Role.QUERY, original_name=original_name)
+    store = pipeline.feature_store()
+    if not store.contains(np.array([image.pk]))[0]:
+        features = pipeline.extractor().features([preprocess(decoded.rgb, pipeline.backbone())])
+        store.append(np.array([image.pk]), features)
+    return image
+
+
+def search_similar(query: Image, k: int = settings.SEARCH_DEFAULT_K, offset: int = 0) -> SearchResult:
+    """Rank the gallery for a stored image; the query itself (same SHA-256) is never a result."""
+    loaded = _holder.current()
+    if loaded is None:
+        raise SearchUnavailable("No index is active yet: import images first.")
+    index_version = IndexVersion.objects.select_related("model_version").get(pk=loaded.version)
+    version = index_version.model_version
+    features = pipeline.feature_store(version.backbone).get(np.array([query.pk]))
+    vector = pipeline.embed(version, features)
+    wanted = offset + k + 1  # one more: the query may be in the gallery
+    scores, ids = search(loaded.index, vector, wanted + 1)
+    ranked = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0 and i != query.pk]
+    page = ranked[offset : offset + k]
+    images = Image.objects.in_bulk([i for i, _ in page])
+    hits = [
+        Hit(images[i], score, offset + rank + 1)
+        for rank, (i, score) in enumerate(page)
+        if i in images and images[i].role == Image.Role.GALLERY
+    ]
+    has_more = len(ranked) > offset + k
+    return SearchResult(query, version, loaded.version, hits, offset, has_more)
+
+
+def search_upload(data: bytes, original_name: str = "", k: int = settings.SEARCH_DEFAULT_K) -> SearchResult:
+    if not IndexVersion.objects.filter(is_active=True).exists():
+        raise SearchUnavailable("No index is active yet: import images first.")
+    return search_similar(store_query(data, original_name), k=k)
+
+
+__all__ = ["ImageRejected", "SearchResult", "SearchUnavailable", "search_similar", "search_upload", "store_query"]

@@ -1,0 +1,18 @@
+"""URL map: the search pages, the API under /api/v1/, the schema and docs, and the admin."""
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from django.views.static import serve
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("", include("webapp.search.urls")),
+    path("api/v1/", include("webapp.search.api_urls")),
+    path("api/v1/", include("webapp.gallery.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("admin/", admin.site.urls),
+    # Media is served by Django here; put a web server or object storage in front of it at scale.
+    path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", serve, {"document_root": settings.MEDIA_ROOT}),
+]
