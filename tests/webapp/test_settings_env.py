@@ -1,0 +1,72 @@
+"""Settings come from the environment with strict parsing: bad values raise ImproperlyConfigured."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from webapp.env import env_bool, env_choice, env_int, parse_database_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_booleans(monkeypatch) -> None:
+    monkeypatch.setenv("X_FLAG", "yes")
+    assert env_bool("X_FLAG", False) is True
+    monkeypatch.setenv("X_FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="not a boolean"):
+        env_bool("X_FLAG", False)
+
+
+def test_integers_and_ranges(monkeypatch) -> None:
+    monkeypatch.setenv("X_INT", "12")
+    assert env_int("X_INT", 1) == 12
+    monkeypatch.setenv("X_INT", "12MB")
+    with pytest.raises(ImproperlyConfigured, match="not an integer"):
+        env_int("X_INT", 1)
+    monkeypatch.setenv("X_INT", "0")
+    with pytest.raises(ImproperlyConfigured, match="outside the allowed range"):
+        env_int("X_INT", 1, minimum=1)
+
+
+def test_choices(monkeypatch) -> None:
+    monkeypatch.setenv("X_ENV", "staging")
+    with pytest.raises(ImproperlyConfigured, match="must be one of"):
+        env_choice("X_ENV", "development", {"development", "production"})
+
+
+def test_database_urls(tmp_path: Path) -> None:
+    postgres = parse_database_url("postgres://u:p%40ss@db.example:5433/refind", tmp_path)
+    assert (postgres["NAME"], postgres["USER"], postgres["PASSWORD"], postgres["HOST"], postgres["PORT"]) == (
+        "refind", "u", "p@ss", "db.example", "5433")
+    assert parse_database_url("sqlite:////abs/db.sqlite3", tmp_path)["NAME"] == "/abs/db.sqlite3"
+    assert parse_database_url("sqlite:///rel.sqlite3", tmp_path)["NAME"] == str(tmp_path / "rel.sqlite3")
+    with pytest.raises(ImproperlyConfigured, match="unsupported scheme"):
+        parse_database_url("mysql://x/y", tmp_path)
+    with pytest.raises(ImproperlyConfigured, match="names no database"):
+        parse_database_url("postgres://host/", tmp_path)
+
+
+def _load_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
+    code = "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='webapp.settings'; django.setup()"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PATH": "/usr/bin:/bin", **env},
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"REFIND_ENV": "production"}, "DJANGO_SECRET_KEY is required"),
+        ({"REFIND_MAX_UPLOAD_BYTES": "lots"}, "not an integer"),
+        ({"REFIND_INDEX_FACTORY": "Bogus42"}, "REFIND_INDEX_FACTORY"),
+        ({"DATABASE_URL": "oracle://x/y"}, "unsupported scheme"),
+    ],
+)
+def test_bad_environment_stops_startup(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    result = _load_settings({"REFIND_DATA_DIR": str(tmp_path), **env})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and message in result.stderr
