@@ -6,20 +6,21 @@ source scripts/setup-env.sh
 export REFIND_ENV=${REFIND_ENV:-development}
 HOST=${REFIND_HOST:-127.0.0.1}
 PORT=${REFIND_PORT:-8000}
+DATA=${REFIND_DATA_DIR:-var}
+mkdir -p "$DATA/log"
 
 python manage.py migrate --noinput -v0
 python manage.py seed_demo
-python manage.py ensure_admin > var/admin-login.txt
-mkdir -p var/log
-celery -A webapp worker -Q default,training --concurrency 1 --loglevel INFO > var/log/worker.log 2>&1 &
+python manage.py ensure_admin > "$DATA/admin-login.txt"
+celery -A webapp worker -Q default,training --concurrency 1 --loglevel INFO > "$DATA/log/worker.log" 2>&1 &
 worker=$!
-celery -A webapp beat --loglevel INFO > var/log/beat.log 2>&1 &
+celery -A webapp beat --loglevel INFO > "$DATA/log/beat.log" 2>&1 &
 beat=$!
 trap 'kill $worker $beat 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 
 echo
 echo "Refind is running at http://$HOST:$PORT/  (API docs: http://$HOST:$PORT/api/docs/)"
-cat var/admin-login.txt
-echo "Worker and beat logs: var/log/. Press Ctrl-C to stop."
+cat "$DATA/admin-login.txt"
+echo "Worker and beat logs: $DATA/log/. Press Ctrl-C to stop."
 echo
 python manage.py runserver "$HOST:$PORT" --noreload
