@@ -68,7 +68,8 @@ def _active_index(env: dict[str, str]) -> tuple[int, int] | None:
 
 def test_import_index_by_worker_and_search_on_postgres_and_redis(stack: dict[str, str], tmp_path: Path) -> None:
     _manage(stack, "migrate", "--noinput", "-v0")
-    assert "refind_it_" in _manage(stack, "shell", "-c", "from django.db import connection as c; print(c.settings_dict['NAME'])")
+    database = _manage(stack, "shell", "-c", "from django.db import connection as c; print(c.settings_dict['NAME'])")
+    assert "refind_it_" in database
     folder = tmp_path / "demo"
     generate_demo_gallery(folder, per_class=2, seed=3)
     out = _manage(stack, "import_images", str(folder), "--labels-from-dirs", "--no-index", "-v0")
