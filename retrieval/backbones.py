@@ -9,6 +9,7 @@ never falls back to random weights.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -82,13 +83,16 @@ def _torchvision(model_name: str) -> Backbone:
         weights = get_model_weights(model_name).DEFAULT
     except ValueError as exc:
         raise BackboneUnavailable(f"torchvision has no model called {model_name!r}.") from exc
+    checkpoint = Path(torch.hub.get_dir()) / "checkpoints" / weights.url.rsplit("/", 1)[-1]
+    if not checkpoint.is_file():  # never download at run time
+        raise BackboneUnavailable(
+            f"No pretrained weights for torchvision:{model_name}: put {checkpoint.name} into "
+            f"{checkpoint.parent} (TORCH_HOME) first; Refind does not download weights."
+        )
     try:
         net = get_model(model_name, weights=weights)
-    except Exception as exc:  # download refused, missing cache file, corrupt file: all mean "no weights"
-        raise BackboneUnavailable(
-            f"Cannot load pretrained weights for torchvision:{model_name} ({exc}). Without internet "
-            f"access, put {weights.url.rsplit('/', 1)[-1]} into {torch.hub.get_dir()}/checkpoints."
-        ) from exc
+    except Exception as exc:  # a corrupt or mismatched file: never fall back to random weights
+        raise BackboneUnavailable(f"Cannot load {checkpoint} for torchvision:{model_name}: {exc}") from exc
     dim = _strip_classifier(net)
     transforms = weights.transforms()
     return Backbone(
@@ -99,16 +103,19 @@ def _torchvision(model_name: str) -> Backbone:
 
 
 def _strip_classifier(net: nn.Module) -> int:
-    """Replace the final classifier with identity and return the pooled feature size."""
+    """Replace the last Linear layer of the classifier with identity; return the feature size it took."""
     for attr in ("fc", "classifier", "heads", "head"):
         layer = getattr(net, attr, None)
         if layer is None:
             continue
-        linear = layer if isinstance(layer, nn.Linear) else next(
-            (m for m in reversed(list(layer.modules())) if isinstance(m, nn.Linear)), None
-        )
-        if linear is not None:
+        if isinstance(layer, nn.Linear):
             setattr(net, attr, nn.Identity())
+            return layer.in_features
+        linears = [(name, m) for name, m in layer.named_modules() if isinstance(m, nn.Linear)]
+        if linears:
+            name, linear = linears[-1]
+            parent_name, _, child = name.rpartition(".")
+            setattr(layer.get_submodule(parent_name) if parent_name else layer, child, nn.Identity())
             return linear.in_features
     raise BackboneUnavailable(f"Cannot find the classifier of {type(net).__name__} to remove it.")
 
