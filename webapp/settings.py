@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "webapp.gallery",
     "webapp.search",
+    "webapp.feedback",
 ]
 
 MIDDLEWARE = [
@@ -130,6 +131,10 @@ except IndexFactoryError as exc:
 EXTRACT_BATCH_SIZE = env_int("REFIND_EXTRACT_BATCH_SIZE", 16, minimum=1, maximum=512)
 SEARCH_DEFAULT_K = 20
 SEARCH_MAX_K = 100
+# Feedback → triplets (docs/feedback.md)
+FEEDBACK_NEGATIVES = env_choice("REFIND_FEEDBACK_NEGATIVES", "skip_above", {"skip_above", "explicit_only"})
+FEEDBACK_MAX_SKIP_ABOVE = env_int("REFIND_FEEDBACK_MAX_SKIP_ABOVE", 20, minimum=0, maximum=100)
+FEEDBACK_MAX_TRANSITIVE = env_int("REFIND_FEEDBACK_MAX_TRANSITIVE", 20, minimum=0, maximum=1000)
 INDEX_CHECK_SECONDS = env_float("REFIND_INDEX_CHECK_SECONDS", 1.0, minimum=0.0)
 
 # Celery: an embedded filesystem broker by default (no server); Redis or RabbitMQ by URL.
@@ -168,7 +173,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "webapp.pagination.Pagination",
     "PAGE_SIZE": env_int("REFIND_API_PAGE_SIZE", 50, minimum=1, maximum=1000),
     "EXCEPTION_HANDLER": "webapp.search.api_errors.exception_handler",
 }

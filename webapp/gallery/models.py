@@ -17,7 +17,14 @@ class Image(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.GALLERY, db_index=True)
     file = models.FileField(upload_to="originals/", max_length=255)
     thumbnail = models.FileField(upload_to="thumbnails/", max_length=255)
+    class Split(models.TextChoices):
+        NONE = "", "Not split"
+        FEEDBACK = "feedback", "Feedback half"
+        HELDOUT = "heldout", "Held-out half"
+
     label = models.CharField(max_length=200, blank=True, db_index=True)
+    split = models.CharField(max_length=10, choices=Split.choices, blank=True, default="", db_index=True,
+                             help_text="Evaluation split of a labelled gallery (see split_gallery).")
     original_name = models.CharField(max_length=255, blank=True)
     format = models.CharField(max_length=16)
     width = models.PositiveIntegerField()

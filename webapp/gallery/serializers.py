@@ -20,7 +20,7 @@ class ImageSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Image
-        fields = ["id", "label", "original_name", "width", "height", "format", "sha256", "created_at",
+        fields = ["id", "label", "split", "original_name", "width", "height", "format", "sha256", "created_at",
                   "image_url", "thumbnail_url"]
 
     def get_image_url(self, image: Image) -> str:

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from webapp.feedback import impressions
 from webapp.gallery.serializers import image_urls
 from webapp.search import service
 
@@ -39,6 +40,7 @@ class SearchHitSerializer(serializers.Serializer):
 
 class SearchResponseSerializer(serializers.Serializer):
     query_id = serializers.IntegerField()
+    impression_id = serializers.IntegerField(help_text="Pass it with feedback on these results.")
     model_version = serializers.IntegerField()
     index_version = serializers.IntegerField()
     results = SearchHitSerializer(many=True)
@@ -69,8 +71,10 @@ class SearchView(APIView):
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         except service.SearchUnavailable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        impression = impressions.record(request, result)
         body = {
             "query_id": result.query.pk,
+            "impression_id": impression.pk,
             "model_version": result.model_version.pk,
             "index_version": result.index_version,
             "results": [

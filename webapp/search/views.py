@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
+from webapp.feedback import impressions
 from webapp.gallery.models import Image
 from webapp.search import service
 
@@ -14,7 +15,8 @@ PAGE_SIZE = settings.SEARCH_DEFAULT_K
 
 
 def _results(request: HttpRequest, result: service.SearchResult) -> HttpResponse:
-    context = {"result": result, "next_offset": result.offset + len(result.hits)}
+    impression = impressions.record(request, result)
+    context = {"result": result, "impression": impression, "next_offset": result.offset + len(result.hits)}
     if request.htmx and result.offset > 0:
         return render(request, "search/_result_items.html", context)
     template = "search/_results.html" if request.htmx else "search/home.html"

@@ -1,0 +1,151 @@
+"""The rules that turn judgements into triplets: skip-above, explicit verdicts, transitivity, bounds."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from tests.webapp.feedback_factory import make_images, make_impression
+from webapp.feedback.models import Triplet
+from webapp.feedback.triplets import FeedbackConflict, FeedbackRejected, record_judgement
+from webapp.gallery.models import Image
+
+pytestmark = pytest.mark.django_db
+
+
+def _triplets(source: str | None = None) -> set[tuple[int, int, int]]:
+    rows = Triplet.objects.all() if source is None else Triplet.objects.filter(source=source)
+    return set(rows.values_list("anchor_id", "positive_id", "negative_id"))
+
+
+def test_a_click_makes_every_unclicked_result_above_it_a_negative() -> None:
+    query = make_images(1, role=Image.Role.QUERY)[0]
+    r = make_images(6)
+    impression = make_impression(query, r)
+    record_judgement(impression, r[1].pk, "click")
+    recorded = record_judgement(impression, r[4].pk, "click")
+    q = query.pk
+    assert _triplets("click") == {
+        (q, r[1].pk, r[0].pk),
+        (q, r[4].pk, r[3].pk), (q, r[4].pk, r[2].pk), (q, r[4].pk, r[0].pk),  # r[1] was clicked: not a negative
+    }
+    assert recorded.triplets_created == 3
+
+
+def test_skip_above_respects_the_page_offset_and_the_bound(settings) -> None:
+    settings.FEEDBACK_MAX_SKIP_ABOVE = 2
+    query = make_images(1, role=Image.Role.QUERY)[0]
+    r = make_images(5)
+    impression = make_impression(query, r, offset=20)  # ranks 21..25
+    record_judgement(impression, r[4].pk, "click")
+    assert _triplets() == {(query.pk, r[4].pk, r[3].pk), (query.pk, r[4].pk, r[2].pk)}  # nearest two above
+
+
+def test_explicit_only_strategy_ignores_skips(settings) -> None:
+    settings.FEEDBACK_NEGATIVES = "explicit_only"
+    query = make_images(1, role=Image.Role.QUERY)[0]
+    r = make_images(4)
+    impression = make_impression(query, r)
+    record_judgement(impression, r[3].pk, "click")
+    assert _triplets() == set()
+    record_judgement(impression, r[0].pk, "dissimilar")
+    assert _triplets("explicit") == {(query.pk, r[3].pk, r[0].pk)}
+
+
+def test_explicit_verdicts_pair_every_similar_with_every_dissimilar() -> None:
+    query = make_images(1, role=Image.Role.QUERY)[0]
+    r = make_images(5)
+    impression = make_impression(query, r)
+    record_judgement(impression, r[3].pk, "dissimilar")
+    assert _triplets() == set()  # no positive yet
+    record_judgement(impression, r[0].pk, "similar")
+    record_judgement(impression, r[4].pk, "dissimilar")
+    q = query.pk
+    assert _triplets("explicit") == {(q, r[0].pk, r[3].pk), (q, r[0].pk, r[4].pk)}
+
+
+def test_judgements_are_idempotent_and_contradictions_refused() -> None:
+    query = make_images(1, role=Image.Role.QUERY)[0]
+    r = make_images(3)
+    impression = make_impression(query, r)
+    first = record_judgement(impression, r[2].pk, "click")
+    again = record_judgement(impression, r[2].pk, "click")
+    assert first.created and not again.created and again.triplets_created == 0
+    assert again.judgement.pk == first.judgement.pk
+    record_judgement(impression, r[2].pk, "similar")  # a click and an explicit verdict can coexist
+    with pytest.raises(FeedbackConflict, match="already marked similar"):
+        record_judgement(impression, r[2].pk, "dissimilar")
+    assert impression.judgements.count() == 2
+
+
+def test_a_result_that_was_not_shown_is_rejected() -> None:
+    query = make_images(1, role=Image.Role.QUERY)[0]
+    shown, other = make_images(2), make_images(1)[0]
+    with pytest.raises(FeedbackRejected, match="was not shown"):
+        record_judgement(make_impression(query, shown), other.pk, "click")
+
+
+def test_a_gallery_query_gives_no_triplet_with_itself() -> None:
+    r = make_images(4)
+    impression = make_impression(r[0], r[1:])  # a gallery image used as the query
+    record_judgement(impression, r[3].pk, "click")
+    for anchor, positive, negative in _triplets():
+        assert len({anchor, positive, negative}) == 3
+
+
+def _transitive_setup() -> tuple[Image, list[Image]]:
+    """g0 was itself a query: g7 clicked under g4, so g0 ~ g7 and g0 ≁ g4 (triplet (g0, g7, g4))."""
+    q1 = make_images(1, role=Image.Role.QUERY)[0]
+    g = make_images(8)
+    record_judgement(make_impression(g[0], [g[4], g[7]], session_key="s0"), g[7].pk, "click")
+    return q1, g
+
+
+def test_transitive_a_similar_p_and_p_dissimilar_m_gives_a_dissimilar_m() -> None:
+    q1, g = _transitive_setup()
+    recorded = record_judgement(make_impression(q1, [g[0]]), g[0].pk, "click")  # q1 ~ g0, nothing skipped
+    assert _triplets("transitive") == {(q1.pk, g[0].pk, g[4].pk)}
+    assert recorded.triplets_created == 1
+
+
+def test_transitive_a_similar_p_and_p_similar_q_gives_a_similar_q() -> None:
+    q1, g = _transitive_setup()
+    record_judgement(make_impression(q1, [g[0]]), g[0].pk, "click")
+    record_judgement(make_impression(q1, [g[3], g[0]]), g[0].pk, "click")  # direct (q1, g0, g3): q1 ≁ g3
+    # q1 ~ g0 and g0 ~ g7 give q1 ~ g7, paired with q1's negatives g3 and g4.
+    assert _triplets("transitive") == {
+        (q1.pk, g[0].pk, g[4].pk), (q1.pk, g[7].pk, g[3].pk), (q1.pk, g[7].pk, g[4].pk)
+    }
+
+
+def test_transitive_a_dissimilar_n_and_q_similar_a_gives_q_dissimilar_n() -> None:
+    _, g = _transitive_setup()
+    record_judgement(make_impression(g[0], [g[2]], session_key="s0"), g[2].pk, "dissimilar")
+    # g0 ≁ g2 and g7 ~ g0 give (g7, g0, g2)
+    assert (g[7].pk, g[0].pk, g[2].pk) in _triplets("transitive")
+
+
+def test_transitive_triplets_per_judgement_are_bounded(settings) -> None:
+    q1, g = _transitive_setup()
+    record_judgement(make_impression(q1, [g[0]]), g[0].pk, "click")
+    settings.FEEDBACK_MAX_TRANSITIVE = 1
+    recorded = record_judgement(make_impression(q1, [g[3], g[0]]), g[0].pk, "click")
+    assert recorded.triplets_created == 2  # the direct one and a single transitive one
+    settings.FEEDBACK_MAX_TRANSITIVE = 0
+    record_judgement(make_impression(q1, [g[5], g[0]]), g[0].pk, "similar")
+    assert len(_triplets("transitive")) == 2
+
+
+def test_triplets_are_append_only() -> None:
+    query = make_images(1, role=Image.Role.QUERY)[0]
+    r = make_images(2)
+    record_judgement(make_impression(query, r), r[1].pk, "click")
+    triplet = Triplet.objects.first()
+    with pytest.raises(TypeError, match="append-only"):
+        triplet.save()
+    with pytest.raises(TypeError, match="append-only"):
+        Triplet.objects.all().delete()
+    with pytest.raises(TypeError, match="append-only"):
+        Triplet.objects.update(source="label")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Triplet.objects.create(anchor=query, positive=r[0], negative=r[0], source="label")

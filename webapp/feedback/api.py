@@ -1,0 +1,154 @@
+"""Feedback API: record judgements; staff list and export triplets."""
+
+from __future__ import annotations
+
+import json
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from webapp.feedback import impressions
+from webapp.feedback.models import Judgement, Triplet
+from webapp.feedback.triplets import FeedbackConflict, FeedbackRejected, record_judgement
+from webapp.gallery.models import Image
+
+ERROR = inline_serializer("FeedbackError", {"detail": serializers.CharField()})
+
+
+class FeedbackRequestSerializer(serializers.Serializer):
+    query_id = serializers.IntegerField(min_value=1)
+    image_id = serializers.IntegerField(min_value=1)
+    judgement = serializers.ChoiceField(choices=Judgement.Kind.values)
+    impression_id = serializers.IntegerField(
+        min_value=1, required=False, help_text="The search's impression_id; default: your latest search of query_id."
+    )
+
+
+class FeedbackResponseSerializer(serializers.Serializer):
+    judgement_id = serializers.IntegerField()
+    impression_id = serializers.IntegerField()
+    created = serializers.BooleanField(help_text="False when the same judgement was already recorded.")
+    triplets_created = serializers.IntegerField()
+
+
+class FeedbackView(APIView):
+    @extend_schema(
+        request=FeedbackRequestSerializer,
+        responses={
+            201: FeedbackResponseSerializer,
+            200: OpenApiResponse(FeedbackResponseSerializer, description="Already recorded (idempotent)."),
+            400: OpenApiResponse(ERROR, description="Malformed, or the image was not shown for that query."),
+            404: OpenApiResponse(ERROR, description="No such query/image, or not your impression."),
+            409: OpenApiResponse(ERROR, description="The opposite verdict was already given."),
+        },
+        summary="Record a click or an explicit similar / not-similar judgement",
+    )
+    def post(self, request: Request) -> Response:
+        params = FeedbackRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        for field in ("query_id", "image_id"):
+            if not Image.objects.filter(pk=data[field]).exists():
+                return Response({"detail": f"No image with id {data[field]} ({field})."}, status.HTTP_404_NOT_FOUND)
+        impression = impressions.find_for_judgement(
+            request, data["query_id"], data["image_id"], data.get("impression_id")
+        )
+        if impression is None:
+            return Response({"detail": "No search of this query by you was found (impression)."},
+                            status.HTTP_404_NOT_FOUND)
+        try:
+            recorded = record_judgement(impression, data["image_id"], data["judgement"])
+        except FeedbackConflict as exc:
+            return Response({"detail": str(exc)}, status.HTTP_409_CONFLICT)
+        except FeedbackRejected as exc:
+            return Response({"detail": str(exc)}, status.HTTP_400_BAD_REQUEST)
+        body = {"judgement_id": recorded.judgement.pk, "impression_id": impression.pk,
+                "created": recorded.created, "triplets_created": recorded.triplets_created}
+        return Response(body, status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK)
+
+
+class TripletSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Triplet
+        fields = ["id", "anchor", "positive", "negative", "source", "judgement", "created_at"]
+
+
+TRIPLET_FILTERS = [
+    OpenApiParameter("source", str, enum=Triplet.Source.values),
+    OpenApiParameter("anchor", int), OpenApiParameter("image", int, description="anchor, positive or negative"),
+    OpenApiParameter("after", int, description="only ids above this watermark"),
+    OpenApiParameter("since", str, description="ISO time: created at or after"),
+]
+
+
+def filter_triplets(params) -> tuple[object, str | None]:
+    """Triplets filtered by query parameters, or an error message."""
+    triplets = Triplet.objects.order_by("id")
+    try:
+        if source := params.get("source"):
+            if source not in Triplet.Source.values:
+                return None, f"source must be one of {', '.join(Triplet.Source.values)}."
+            triplets = triplets.filter(source=source)
+        if anchor := params.get("anchor"):
+            triplets = triplets.filter(anchor_id=int(anchor))
+        if image := params.get("image"):
+            image = int(image)
+            triplets = triplets.filter(anchor_id=image) | triplets.filter(positive_id=image) | triplets.filter(
+                negative_id=image)
+        if after := params.get("after"):
+            triplets = triplets.filter(id__gt=int(after))
+    except ValueError:
+        return None, "anchor, image and after must be whole numbers."
+    if since := params.get("since"):
+        from django.utils.dateparse import parse_datetime
+
+        moment = parse_datetime(since)
+        if moment is None:
+            return None, "since must be an ISO date-time, e.g. 2026-01-31T12:00:00Z."
+        triplets = triplets.filter(created_at__gte=moment)
+    return triplets, None
+
+
+class TripletListView(generics.ListAPIView):
+    """Staff only: triplets in id (consumption) order, filterable."""
+
+    serializer_class = TripletSerializer
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(parameters=TRIPLET_FILTERS)
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        triplets, error = filter_triplets(self.request.query_params)
+        if error:
+            raise serializers.ValidationError({"detail": error})
+        return triplets
+
+
+class TripletExportView(APIView):
+    """Staff only: every matching triplet as JSON Lines (streamed)."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(parameters=TRIPLET_FILTERS, responses={(200, "application/jsonl"): str})
+    def get(self, request: Request):
+        triplets, error = filter_triplets(request.query_params)
+        if error:
+            return Response({"detail": error}, status.HTTP_400_BAD_REQUEST)
+        fields = ("id", "anchor_id", "positive_id", "negative_id", "source", "created_at")
+
+        def lines():
+            for row in triplets.values_list(*fields).iterator(chunk_size=2000):
+                record = dict(zip(("id", "anchor", "positive", "negative", "source", "created_at"), row, strict=True))
+                record["created_at"] = record["created_at"].isoformat()
+                yield json.dumps(record) + "\n"
+
+        response = StreamingHttpResponse(lines(), content_type="application/jsonl")
+        response["Content-Disposition"] = 'attachment; filename="triplets.jsonl"'
+        return response

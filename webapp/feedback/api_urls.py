@@ -1,0 +1,9 @@
+from django.urls import path
+
+from webapp.feedback.api import FeedbackView, TripletExportView, TripletListView
+
+urlpatterns = [
+    path("feedback/", FeedbackView.as_view(), name="api-feedback"),
+    path("triplets/", TripletListView.as_view(), name="api-triplets"),
+    path("triplets/export.jsonl", TripletExportView.as_view(), name="api-triplets-export"),
+]

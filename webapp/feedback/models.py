@@ -1,0 +1,146 @@
+"""What users were shown (impressions), what they said about it (judgements) and the triplets derived."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from webapp.gallery.models import Image, ModelVersion
+
+
+class Impression(models.Model):
+    """One results page as shown: the query, the ranked image ids, the model, and who asked."""
+
+    query = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="impressions")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="impressions")
+    index_version = models.PositiveIntegerField()
+    shown = models.JSONField(help_text="Image ids in rank order, starting at rank offset + 1.")
+    offset = models.PositiveIntegerField(default=0)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    session_key = models.CharField(max_length=40, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"impression {self.pk} of query {self.query_id}"
+
+    def rank_of(self, image_id: int) -> int | None:
+        """1-based rank of an image on this page, or None if it was not shown."""
+        try:
+            return self.offset + self.shown.index(image_id) + 1
+        except ValueError:
+            return None
+
+
+class Judgement(models.Model):
+    """A click or an explicit verdict on one shown result. At most one of each kind per result."""
+
+    class Kind(models.TextChoices):
+        CLICK = "click", "Click"
+        SIMILAR = "similar", "Similar"
+        DISSIMILAR = "dissimilar", "Not similar"
+
+    impression = models.ForeignKey(Impression, on_delete=models.PROTECT, related_name="judgements")
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="judgements")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    explicit = models.BooleanField(help_text="similar/dissimilar (one verdict per result) vs click")
+    rank = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["impression", "image", "explicit"], name="one_judgement_per_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on image {self.image_id} (impression {self.impression_id})"
+
+    @property
+    def positive(self) -> bool:
+        return self.kind != self.Kind.DISSIMILAR
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("Triplets are append-only.")
+
+    def delete(self):
+        raise TypeError("Triplets are append-only.")
+
+
+class Triplet(models.Model):
+    """(anchor, positive, negative): the anchor is more similar to the positive than to the negative.
+
+    Append-only; the primary key is the order consumers read in (see webapp/feedback/consumer.py).
+    """
+
+    class Source(models.TextChoices):
+        CLICK = "click", "Click (skip-above)"
+        EXPLICIT = "explicit", "Explicit verdict"
+        TRANSITIVE = "transitive", "Transitive"
+        LABEL = "label", "Labels"
+
+    anchor = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="+")
+    positive = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="+")
+    negative = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="+")
+    source = models.CharField(max_length=16, choices=Source.choices, db_index=True)
+    judgement = models.ForeignKey(Judgement, null=True, blank=True, on_delete=models.PROTECT, related_name="triplets")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["anchor", "positive", "negative"], name="unique_triplet"),
+            models.CheckConstraint(
+                condition=~Q(positive=F("negative")) & ~Q(anchor=F("positive")) & ~Q(anchor=F("negative")),
+                name="triplet_members_differ",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"({self.anchor_id}, +{self.positive_id}, -{self.negative_id}) from {self.source}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise TypeError("Triplets are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Triplets are append-only.")
+
+
+class TripletLog(models.Model):
+    """A single row locked while triplets are inserted, so ids are assigned in commit order."""
+
+    name = models.CharField(max_length=20, unique=True, default="triplets")
+
+
+class ConsumerCursor(models.Model):
+    """How far a triplet consumer (a learner) has got, and the state artifact that includes it."""
+
+    name = models.CharField(max_length=100, unique=True)
+    watermark = models.BigIntegerField(default=0, help_text="Last triplet id consumed into `artifact`.")
+    artifact = models.CharField(max_length=500, blank=True, help_text="Path under REFIND_DATA_DIR.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} at triplet {self.watermark}"
+
+
+class EvaluationSplit(models.Model):
+    """How the labelled gallery was last split (membership is stored on each image: Image.split)."""
+
+    seed = models.IntegerField()
+    feedback_fraction = models.FloatField()
+    feedback_count = models.PositiveIntegerField()
+    heldout_count = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]

@@ -1,0 +1,6 @@
+from django.urls import path
+
+from webapp.feedback import views
+
+app_name = "feedback"
+urlpatterns = [path("feedback/", views.judge, name="judge")]
