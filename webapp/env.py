@@ -77,8 +77,13 @@ def parse_database_url(url: str, base_dir: Path) -> dict:
             raise ImproperlyConfigured(f"DATABASE_URL={url!r} names no SQLite file.")
         file = Path(path[1:])  # sqlite:///rel/path is relative, sqlite:////abs/path absolute
         file = file if file.is_absolute() else base_dir / file
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(file),
-                "OPTIONS": {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"}}
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(file),
+            "OPTIONS": {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"},
+            # A file, not shared-cache memory, so that tests with threads lock like production does.
+            "TEST": {"NAME": str(file.with_name(f"test-{file.stem}.sqlite3"))},
+        }
     if parsed.scheme in {"postgres", "postgresql"}:
         name = parsed.path.lstrip("/")
         if not name:
