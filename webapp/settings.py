@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "webapp.gallery",
     "webapp.search",
     "webapp.feedback",
+    "webapp.learning",
 ]
 
 MIDDLEWARE = [
@@ -135,6 +136,17 @@ SEARCH_MAX_K = 100
 FEEDBACK_NEGATIVES = env_choice("REFIND_FEEDBACK_NEGATIVES", "skip_above", {"skip_above", "explicit_only"})
 FEEDBACK_MAX_SKIP_ABOVE = env_int("REFIND_FEEDBACK_MAX_SKIP_ABOVE", 20, minimum=0, maximum=100)
 FEEDBACK_MAX_TRANSITIVE = env_int("REFIND_FEEDBACK_MAX_TRANSITIVE", 20, minimum=0, maximum=1000)
+# Learning (docs/learning.md)
+ONLINE_LEARNING = env_bool("REFIND_ONLINE_LEARNING", True)
+ONLINE_DEBOUNCE_SECONDS = env_float("REFIND_ONLINE_DEBOUNCE_SECONDS", 1.0, minimum=0.0)
+ONLINE_MIN_NEW_TRIPLETS = env_int("REFIND_ONLINE_MIN_NEW_TRIPLETS", 10, minimum=1)
+OAHU_BATCH_SIZE = env_int("REFIND_OAHU_BATCH_SIZE", 1, minimum=1, maximum=4096)
+OAHU_PARAMS: dict = {}  # training.oahu.OAHUConfig defaults (chosen by measurement, docs/training.md)
+BATCH_DEFAULT_LOSS = env_str("REFIND_BATCH_LOSS", "multi_similarity")
+TRAINING_DEVICE = env_choice("TRAINING_DEVICE", "auto", {"auto", "cpu", "cuda"})
+PROMOTION_TOLERANCE_POINTS = env_float("REFIND_PROMOTION_TOLERANCE_POINTS", 0.5, minimum=0.0)
+LEARNING_HELDOUT_IMPRESSION_EVERY = env_int("REFIND_HELDOUT_IMPRESSION_EVERY", 5, minimum=0)
+LEARNING_STALE_SECONDS = env_int("REFIND_STALE_RUN_SECONDS", 120, minimum=5)
 INDEX_CHECK_SECONDS = env_float("REFIND_INDEX_CHECK_SECONDS", 1.0, minimum=0.0)
 
 # Celery: an embedded filesystem broker by default (no server); Redis or RabbitMQ by URL.
@@ -151,6 +163,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "store_processed": False,
     }
 CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"webapp.learning.tasks.*": {"queue": "training"}}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -160,6 +173,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
+    "learning-housekeeping": {
+        "task": "webapp.learning.tasks.housekeeping",
+        "schedule": env_float("REFIND_HOUSEKEEPING_SECONDS", 30.0, minimum=5.0),
+    },
     "refresh-index": {
         "task": "webapp.gallery.tasks.refresh_index",
         "schedule": env_float("REFIND_REFRESH_INDEX_SECONDS", 300.0, minimum=10.0),

@@ -20,6 +20,7 @@ def data_dir(tmp_path: Path, settings) -> Path:
     settings.MODELS_DIR = root / "models"
     settings.INDEXES_DIR = root / "indexes"
     settings.INDEX_CHECK_SECONDS = 0.0
+    settings.ONLINE_LEARNING = False  # learning tests turn it on and run tasks eagerly
     pipeline.reset_data_caches()
     yield root
     pipeline.reset_data_caches()

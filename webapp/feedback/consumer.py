@@ -28,6 +28,7 @@ class TripletBatch:
     anchors: np.ndarray
     positives: np.ndarray
     negatives: np.ndarray
+    impressions: np.ndarray  # the impression each triplet came from, -1 for none (e.g. labels)
 
     @property
     def last_id(self) -> int | None:
@@ -44,12 +45,13 @@ def open_cursor(name: str) -> ConsumerCursor:
 
 def read_batch(watermark: int, limit: int = 10_000) -> TripletBatch:
     """The next `limit` triplets after `watermark`, in id order."""
-    rows = list(
-        Triplet.objects.filter(id__gt=watermark).order_by("id")
-        .values_list("id", "anchor_id", "positive_id", "negative_id")[:limit]
-    )
-    columns = np.array(rows, dtype=np.int64).reshape(-1, 4)
-    return TripletBatch(columns[:, 0], columns[:, 1], columns[:, 2], columns[:, 3])
+    rows = [
+        (*row[:4], -1 if row[4] is None else row[4])
+        for row in Triplet.objects.filter(id__gt=watermark).order_by("id")
+        .values_list("id", "anchor_id", "positive_id", "negative_id", "judgement__impression_id")[:limit]
+    ]
+    columns = np.array(rows, dtype=np.int64).reshape(-1, 5)
+    return TripletBatch(*(columns[:, i] for i in range(5)))
 
 
 def pending(watermark: int) -> int:

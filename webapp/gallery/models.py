@@ -41,11 +41,21 @@ class Image(models.Model):
 class ModelVersion(models.Model):
     """A metric: the backbone whose cached features it reads plus the head applied to them."""
 
+    class Promotion(models.TextChoices):
+        NONE = "", "Not evaluated for promotion"
+        PROMOTED = "promoted", "Promoted"
+        REJECTED = "rejected", "Rejected by the promotion guard"
+
     backbone = models.CharField(max_length=100)
     head_kind = models.CharField(max_length=50, default="identity")
     head_file = models.CharField(max_length=500, blank=True, help_text="Path under REFIND_DATA_DIR.")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
     config = models.JSONField(default=dict, blank=True)
+    triplet_watermark = models.BigIntegerField(default=0, help_text="Last triplet id this version learned from.")
+    metrics = models.JSONField(default=dict, blank=True, help_text="Evaluation report (Recall@K, NMI, MAP@R).")
+    promotion = models.CharField(max_length=10, choices=Promotion.choices, blank=True, default="")
+    promotion_note = models.TextField(blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True, help_text="Training time.")
     is_active = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

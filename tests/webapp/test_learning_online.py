@@ -1,0 +1,56 @@
+"""Online mode: feedback → OAHU update (exactly once) → a new active index → that query's results change."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.webapp.learning_support import eager_tasks, give_feedback, split_demo  # noqa: F401  (fixtures)
+from webapp.feedback import consumer
+from webapp.feedback.models import Triplet
+from webapp.gallery.models import Image, IndexVersion, ModelVersion
+from webapp.learning.models import AlphaSnapshot, TrainingRun
+from webapp.learning.online import CURSOR
+from webapp.learning.runs import start_run
+from webapp.search import service
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_online_run_learns_every_triplet_and_activates_a_new_index(split_demo, eager_tasks, settings) -> None:
+    settings.ONLINE_MIN_NEW_TRIPLETS = 1
+    settings.PROMOTION_TOLERANCE_POINTS = 100.0  # this test is about the loop; the guard has its own
+    query = Image.objects.filter(split=Image.Split.FEEDBACK).order_by("id").first()
+    before = service.search_similar(query, k=10)
+    assert give_feedback() > 0
+    run = start_run(TrainingRun.Mode.OAHU)
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.PROMOTED, (run.message, run.error)
+    version = run.candidate
+    assert version.head_kind == "oahu" and version.is_active and version.parent_id == before.model_version.pk
+    assert version.triplet_watermark == Triplet.objects.latest("id").pk
+    assert consumer.open_cursor(CURSOR).watermark == version.triplet_watermark
+    assert IndexVersion.objects.get(is_active=True).model_version_id == version.pk
+    assert AlphaSnapshot.objects.count() == 1
+    assert version.metrics["labelled"]["recall@1"] >= 0.0
+    after = service.search_similar(query, k=10)
+    assert after.model_version.pk == version.pk
+    assert not np.allclose([h.score for h in before.hits], [h.score for h in after.hits])
+
+
+def test_a_run_without_new_triplets_changes_nothing(split_demo, eager_tasks) -> None:
+    active = ModelVersion.objects.get(is_active=True)
+    run = start_run(TrainingRun.Mode.OAHU)
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.UNCHANGED
+    assert ModelVersion.objects.get(is_active=True) == active
+
+
+def test_below_the_publish_threshold_the_learner_advances_without_a_version(split_demo, eager_tasks, settings):
+    settings.ONLINE_MIN_NEW_TRIPLETS = 10_000
+    made = give_feedback(queries=3)
+    run = start_run(TrainingRun.Mode.OAHU)
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.UNCHANGED and made > 0
+    assert consumer.open_cursor(CURSOR).watermark == Triplet.objects.latest("id").pk
+    assert not ModelVersion.objects.filter(head_kind="oahu").exists()

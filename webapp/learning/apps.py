@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class LearningConfig(AppConfig):
+    name = "webapp.learning"
+    label = "learning"
+    verbose_name = "Learning"
+
+    def ready(self) -> None:
+        from webapp.learning import heads, signals  # noqa: F401  (register trained heads, hook feedback)

@@ -1,0 +1,75 @@
+"""Batch mode: fine-tune a linear head with any registry loss on triplets and/or labels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from django.conf import settings
+from django.db.models import Max
+
+from retrieval.heads import save_head
+from training.trainer import fine_tune
+from webapp.feedback.models import Triplet
+from webapp.gallery import pipeline
+from webapp.gallery.models import Image, ModelVersion
+from webapp.learning.evaluation import is_heldout_impression
+from webapp.learning.heads import LinearMetricHead
+
+
+def _training_triplets(max_id: int) -> np.ndarray:
+    rows = Triplet.objects.filter(id__lte=max_id).values_list(
+        "anchor_id", "positive_id", "negative_id", "judgement__impression_id"
+    )
+    return np.array([r[:3] for r in rows if r[3] is None or not is_heldout_impression(r[3])],
+                    dtype=np.int64).reshape(-1, 3)
+
+
+def _training_data(store, use: str, watermark: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(features, labels, triplet rows): triplets when there are some (and asked for), else labels."""
+    triplets = _training_triplets(watermark) if use in ("triplets", "both") else np.empty((0, 3), np.int64)
+    if len(triplets):
+        members = np.unique(triplets)
+        members = members[store.contains(members)]
+        triplets = triplets[np.isin(triplets, members).all(axis=1)]
+    if len(triplets):
+        row = {int(image_id): i for i, image_id in enumerate(members)}
+        return store.get(members), None, np.vectorize(row.__getitem__)(triplets)
+    if use in ("labels", "both"):
+        labelled = (Image.objects.filter(role=Image.Role.GALLERY).exclude(label="")
+                    .exclude(split=Image.Split.HELDOUT).order_by("id").values_list("id", "label"))
+        ids = np.array([i for i, _ in labelled], dtype=np.int64)
+        names = np.array([name for _, name in labelled])
+        keep = store.contains(ids)
+        if keep.sum() >= 4 and len(set(names[keep])) >= 2:
+            _, labels = np.unique(names[keep], return_inverse=True)
+            return store.get(ids[keep]), labels, None
+    raise ValueError("Not enough training data: give feedback, or import and split a labelled gallery.")
+
+
+def batch_retrain(run_id: int, params: dict, progress: Callable[[float, str], None]) -> ModelVersion:
+    """Train on what exists now; never on held-out images' labels or held-out impressions' clicks."""
+    active = pipeline.active_model_version()
+    store = pipeline.feature_store(active.backbone)
+    watermark = Triplet.objects.aggregate(top=Max("id"))["top"] or 0
+    features, labels, triplet_rows = _training_data(store, params.get("data", "both"), watermark)
+    batch_size = int(params.get("batch_size", 64))
+    if labels is not None:  # m-per-class batches: a multiple of m that the data can fill
+        m = 4
+        batch_size = max(m, min(batch_size, m * len(set(labels.tolist())), len(labels)) // m * m)
+    steps = int(params.get("epochs", 5)) * max(1, len(features) // batch_size)
+    result = fine_tune(
+        features, labels, triplet_rows, loss=params.get("loss", settings.BATCH_DEFAULT_LOSS),
+        steps=steps, lr=float(params.get("lr", 1e-4)), device=params.get("device", settings.TRAINING_DEVICE),
+        batch_size=batch_size, seed=int(params.get("seed", 0)),
+        checkpoint_path=settings.DATA_DIR / "models" / f"run-{run_id}.ckpt",
+        progress=lambda step, total, loss: progress(0.8 * step / total, f"step {step}/{total}, loss {loss:.4f}"),
+    )
+    artifact = f"models/linear-run{run_id:06d}.pt"
+    save_head(LinearMetricHead(result.head), settings.DATA_DIR / artifact)
+    return ModelVersion.objects.create(
+        backbone=active.backbone, head_kind="linear", head_file=artifact, parent=active,
+        triplet_watermark=watermark,
+        config={"mode": "batch", **params, "steps": steps, "items": len(features),
+                "triplets": 0 if triplet_rows is None else len(triplet_rows)},
+    )

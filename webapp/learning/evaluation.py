@@ -1,0 +1,92 @@
+"""Evaluation reports of model versions: labelled held-out Recall@K / NMI / MAP@R, and feedback Recall@K.
+
+Labelled: held-out images (Image.split) are the queries, the whole labelled gallery the reference,
+the query itself excluded (training.evaluation). Without a split every labelled image is a query.
+Feedback (for unlabelled galleries): clicks on *held-out impressions* — every impression whose id is
+a multiple of LEARNING_HELDOUT_IMPRESSION_EVERY, never used for training — count a hit at K when the
+clicked image is among the query's top K under the version.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from django.conf import settings
+from django.utils import timezone
+
+from retrieval.index import build_index, search
+from training.evaluation import DEFAULT_KS, evaluate
+from webapp.feedback.models import Judgement
+from webapp.gallery import pipeline
+from webapp.gallery.indexing import gallery_vectors
+from webapp.gallery.models import Image, ModelVersion
+
+MIN_LABELLED_QUERIES = 2
+
+
+def is_heldout_impression(impression_id: int) -> bool:
+    every = settings.LEARNING_HELDOUT_IMPRESSION_EVERY
+    return every > 0 and impression_id % every == 0
+
+
+def labelled_report(version: ModelVersion) -> dict | None:
+    store = pipeline.feature_store(version.backbone)
+    rows = list(Image.objects.filter(role=Image.Role.GALLERY).exclude(label="").values_list("id", "label", "split"))
+    if not rows:
+        return None
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    keep = store.contains(ids)
+    ids = ids[keep]
+    labels = np.array([r[1] for r, k in zip(rows, keep, strict=True) if k])
+    splits = np.array([r[2] for r, k in zip(rows, keep, strict=True) if k])
+    query_mask = splits == Image.Split.HELDOUT
+    if query_mask.sum() < MIN_LABELLED_QUERIES:
+        query_mask = np.ones(len(ids), dtype=bool)
+    if query_mask.sum() < MIN_LABELLED_QUERIES or len(set(labels)) < 2:
+        return None
+    embeddings = pipeline.embed(version, store.get(ids))
+    metrics = evaluate(embeddings, np.unique(labels, return_inverse=True)[1], query_mask=query_mask)
+    return {**metrics, "queries": int(query_mask.sum()), "gallery": len(ids),
+            "protocol": "held-out split" if (splits == Image.Split.HELDOUT).sum() >= 2 else "all labelled"}
+
+
+def feedback_report(version: ModelVersion) -> dict | None:
+    every = settings.LEARNING_HELDOUT_IMPRESSION_EVERY
+    if every <= 0:
+        return None
+    clicks = [
+        (query_id, image_id)
+        for impression_id, query_id, image_id in Judgement.objects.exclude(kind=Judgement.Kind.DISSIMILAR)
+        .values_list("impression_id", "impression__query_id", "image_id")
+        if impression_id % every == 0
+    ]
+    if not clicks:
+        return None
+    ids, vectors = gallery_vectors(version)
+    index = build_index(vectors, ids, "Flat")
+    store = pipeline.feature_store(version.backbone)
+    queries = sorted({q for q, _ in clicks if store.contains(np.array([q]))[0]})
+    if not queries:
+        return None
+    k_max = max(DEFAULT_KS) + 1
+    _, found = search(index, pipeline.embed(version, store.get(np.array(queries))), k_max)
+    ranked = {q: [i for i in row if i != q] for q, row in zip(queries, found.tolist(), strict=True)}
+    ranks = [ranked[q].index(i) + 1 if i in ranked[q] else None for q, i in clicks if q in ranked]
+    report = {f"recall@{k}": float(np.mean([r is not None and r <= k for r in ranks])) for k in DEFAULT_KS}
+    return {**report, "clicks": len(ranks)}
+
+
+def evaluate_version(version: ModelVersion) -> dict:
+    """Compute and store the version's report."""
+    report = {"labelled": labelled_report(version), "feedback": feedback_report(version),
+              "evaluated_at": timezone.now().isoformat()}
+    ModelVersion.objects.filter(pk=version.pk).update(metrics=report)
+    version.metrics = report
+    return report
+
+
+def headline_recall(report: dict) -> tuple[str, float] | None:
+    """("labelled"|"feedback", Recall@1) used by the promotion guard; None when nothing can be measured."""
+    for kind in ("labelled", "feedback"):
+        if report.get(kind):
+            return kind, float(report[kind]["recall@1"])
+    return None

@@ -1,0 +1,17 @@
+"""Ask for an online update after each committed judgement that appended triplets."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from webapp.feedback.models import Judgement
+
+
+@receiver(post_save, sender=Judgement)
+def judgement_saved(sender, instance: Judgement, created: bool, **kwargs) -> None:
+    if created:
+        from webapp.learning.scheduling import request_online_update
+
+        transaction.on_commit(request_online_update)

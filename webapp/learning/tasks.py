@@ -1,0 +1,26 @@
+"""Celery tasks of learning: thin wrappers taking primary keys."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from webapp.learning import runs, scheduling
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def execute_run(run_id: int) -> str:
+    """Train one run (online or batch) to promoted / rejected / unchanged / failed."""
+    return runs.execute(run_id)
+
+
+@shared_task
+def learn_online() -> int | None:
+    """Debounced: start an online run if triplets are waiting."""
+    return scheduling.run_online_update_if_needed()
+
+
+@shared_task
+def housekeeping() -> dict:
+    """Periodic: fail dead runs, re-send runs the broker missed, pick up waiting triplets."""
+    return {"reaped": runs.reap_stale_runs(), "resent": runs.resend_queued_runs(),
+            "online_run": scheduling.run_online_update_if_needed()}
