@@ -37,3 +37,21 @@ def demo_folder(tmp_path: Path) -> Path:
 @pytest.fixture
 def gallery(db, demo_folder: Path) -> ImportReport:
     return import_tree(demo_folder, labels_from_dirs=True)
+
+
+@pytest.fixture
+def split_demo(gallery) -> None:
+    """The demo gallery split per label (seed 0): 2 feedback + 1 held-out image per class."""
+    from webapp.feedback.splits import split_gallery
+
+    split_gallery(seed=0)
+
+
+@pytest.fixture
+def eager_tasks():
+    """Celery tasks run inline (learning tests; the integration tests use a real worker)."""
+    from webapp import celery_app
+
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False

@@ -1,27 +1,11 @@
-"""Learning tests: a split labelled demo gallery, feedback that follows labels, and tasks run eagerly."""
+"""Learning tests: feedback that follows the demo labels."""
 
 from __future__ import annotations
 
-import pytest
-
-from webapp import celery_app
 from webapp.feedback import impressions
-from webapp.feedback.splits import split_gallery
 from webapp.feedback.triplets import record_judgement
 from webapp.gallery.models import Image
 from webapp.search import service
-
-
-@pytest.fixture
-def eager_tasks():
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
-
-
-@pytest.fixture
-def split_demo(gallery) -> None:
-    split_gallery(seed=0)
 
 
 class _Request:

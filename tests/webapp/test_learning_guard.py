@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from retrieval.heads import PCAHead, save_head
-from tests.webapp.learning_support import eager_tasks, give_feedback, split_demo  # noqa: F401  (fixtures)
+from tests.webapp.learning_support import give_feedback
 from webapp.gallery import pipeline
 from webapp.gallery.models import IndexVersion, ModelVersion
 from webapp.learning import claims
@@ -62,8 +62,8 @@ def test_a_second_trigger_is_refused_while_a_run_holds_the_claim(db) -> None:
 
 
 def test_a_run_whose_worker_died_is_failed_and_frees_the_claim(db, settings) -> None:
-    run = TrainingRun.objects.create(mode="batch", status=TrainingRun.Status.RUNNING,
-                                     heartbeat_at=timezone.now() - timedelta(seconds=settings.LEARNING_STALE_SECONDS + 5))
+    silent_since = timezone.now() - timedelta(seconds=settings.LEARNING_STALE_SECONDS + 5)
+    run = TrainingRun.objects.create(mode="batch", status=TrainingRun.Status.RUNNING, heartbeat_at=silent_since)
     claims.claim(run)
     assert reap_stale_runs() == [run.pk]
     run.refresh_from_db()

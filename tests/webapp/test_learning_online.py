@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.webapp.learning_support import eager_tasks, give_feedback, split_demo  # noqa: F401  (fixtures)
+from tests.webapp.learning_support import give_feedback
 from webapp.feedback import consumer
 from webapp.feedback.models import Triplet
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
