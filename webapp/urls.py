@@ -9,8 +9,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 urlpatterns = [
     path("", include("webapp.search.urls")),
     path("", include("webapp.feedback.urls")),
+    path("", include("webapp.learning.urls")),
     path("api/v1/", include("webapp.search.api_urls")),
     path("api/v1/", include("webapp.feedback.api_urls")),
+    path("api/v1/", include("webapp.learning.api_urls")),
     path("api/v1/", include("webapp.gallery.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

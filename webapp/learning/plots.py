@@ -1,0 +1,63 @@
+"""Dashboard plots as PNG bytes: Recall@1 over model versions, and OAHU's α per depth over triplets."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib import pyplot as plt  # noqa: E402
+
+from webapp.gallery.models import ModelVersion  # noqa: E402
+from webapp.learning.models import AlphaSnapshot  # noqa: E402
+
+
+def _png(figure) -> bytes:
+    out = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(out, format="png", dpi=100)
+    plt.close(figure)
+    return out.getvalue()
+
+
+def recall_plot() -> bytes:
+    figure, axes = plt.subplots(figsize=(6, 3))
+    points = []
+    for version in ModelVersion.objects.order_by("id"):
+        for kind, marker in (("labelled", "o"), ("feedback", "s")):
+            report = (version.metrics or {}).get(kind)
+            if report:
+                points.append((version.pk, report["recall@1"] * 100, kind, marker, version.promotion))
+    for kind, marker in (("labelled", "o"), ("feedback", "s")):
+        mine = [p for p in points if p[2] == kind]
+        if mine:
+            axes.plot([p[0] for p in mine], [p[1] for p in mine], marker=marker, label=f"Recall@1 ({kind})")
+            rejected = [p for p in mine if p[4] == "rejected"]
+            axes.scatter([p[0] for p in rejected], [p[1] for p in rejected], color="red", zorder=3,
+                         label="rejected" if kind == "labelled" else None)
+    axes.set_xlabel("model version")
+    axes.set_ylabel("Recall@1 (%)")
+    axes.grid(alpha=0.3)
+    if points:
+        axes.legend(fontsize=8)
+    else:
+        axes.text(0.5, 0.5, "no evaluated versions yet", ha="center", va="center", transform=axes.transAxes)
+    return _png(figure)
+
+
+def alpha_plot() -> bytes:
+    figure, axes = plt.subplots(figsize=(6, 3))
+    snapshots = list(AlphaSnapshot.objects.order_by("triplets_seen", "id"))
+    if snapshots:
+        xs = [s.triplets_seen for s in snapshots]
+        for depth in range(len(snapshots[-1].alpha)):
+            axes.plot(xs, [s.alpha[depth] if depth < len(s.alpha) else None for s in snapshots],
+                      marker=".", label=f"depth {depth}")
+        axes.legend(fontsize=8, ncol=3)
+    else:
+        axes.text(0.5, 0.5, "no online updates yet", ha="center", va="center", transform=axes.transAxes)
+    axes.set_xlabel("triplets learned")
+    axes.set_ylabel("α (depth weight)")
+    axes.grid(alpha=0.3)
+    return _png(figure)

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from webapp.learning import views
+
+app_name = "learning"
+urlpatterns = [
+    path("dashboard/", views.dashboard, name="dashboard"),
+    path("dashboard/progress/", views.progress, name="progress"),
+    path("dashboard/retrain/", views.retrain, name="retrain"),
+    path("dashboard/versions/<int:version_id>/rollback/", views.rollback_version, name="rollback"),
+    path("dashboard/plots/<str:name>.png", views.plot, name="plot"),
+]
