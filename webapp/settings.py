@@ -207,6 +207,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("REFIND_LOG_LEVEL", "INFO")},
+    "loggers": {"PML": {"level": "WARNING"}},  # pytorch-metric-learning's per-call chatter
 }
 
 if PRODUCTION:

@@ -14,6 +14,10 @@ from webapp.learning.evaluation import evaluate_version
 class Command(BaseCommand):
     help = "Evaluate a model version (default: the active one) and print its report as JSON."
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs):
+        kwargs["conflict_handler"] = "resolve"  # our --version (a model version) replaces Django's
+        return super().create_parser(prog_name, subcommand, **kwargs)
+
     def add_arguments(self, parser) -> None:
         parser.add_argument("--version", type=int, help="model version id")
 
