@@ -52,10 +52,11 @@ def stack(tmp_path_factory) -> dict[str, str]:
         admin.close()
 
 
-def _manage(env: dict[str, str], *args: str, timeout: int = 300) -> str:
+def _manage(env: dict[str, str], *args: str, timeout: int = 300, check: bool = True) -> str:
     result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=timeout)
-    assert result.returncode == 0, result.stdout + result.stderr
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
 
@@ -101,3 +102,75 @@ def test_import_index_by_worker_and_search_on_postgres_and_redis(stack: dict[str
     body = json.loads(_manage(stack, "shell", "-c", code).strip().splitlines()[-1])
     assert body["status"] == 200
     assert [hit["label"] for hit in body["results"]][0] == "sunsets"
+
+
+def _start_worker(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", "default,training", "-P", "solo",
+         "--loglevel", "INFO"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def learning_stack(stack: dict[str, str], tmp_path_factory) -> dict[str, str]:
+    """The stack with a split labelled demo gallery, settings that publish every update."""
+    env = {**stack, "REFIND_ONLINE_MIN_NEW_TRIPLETS": "1", "REFIND_PROMOTION_TOLERANCE_POINTS": "100",
+           "REFIND_ONLINE_DEBOUNCE_SECONDS": "0.2", "REFIND_STALE_RUN_SECONDS": "5"}
+    _manage(env, "migrate", "--noinput", "-v0")
+    folder = tmp_path_factory.mktemp("learning-demo")
+    generate_demo_gallery(folder, per_class=3, seed=5)
+    _manage(env, "import_images", str(folder), "--labels-from-dirs", "-v0")
+    _manage(env, "split_gallery", "--seed", "0")
+    return env
+
+
+def test_feedback_is_learned_by_a_worker_and_changes_that_querys_results(learning_stack) -> None:
+    worker = _start_worker(learning_stack)
+    try:
+        script = ROOT / "tests" / "integration" / "scripts" / "feedback_roundtrip.py"
+        out = _manage(learning_stack, "shell", "-c", f"exec(open({str(script)!r}).read())", timeout=200)
+    finally:
+        worker.terminate()
+        log = worker.communicate(timeout=60)[0]
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["seconds"] < 90, log[-3000:]
+    assert result["after"]["model_version"] != result["before"]["model_version"]
+    assert result["after"]["index_version"] != result["before"]["index_version"]
+    before_scores = [hit["score"] for hit in result["before"]["results"]]
+    after_scores = [hit["score"] for hit in result["after"]["results"]]
+    assert before_scores != after_scores
+    assert "execute_run" in log and "succeeded" in log
+
+
+def test_killing_the_worker_mid_run_loses_nothing(learning_stack) -> None:
+    count_code = ("from webapp.feedback.models import Triplet; from webapp.gallery.models import ModelVersion as M; "
+                  "print(Triplet.objects.count(), M.objects.get(is_active=True).pk)")
+    before = _manage(learning_stack, "shell", "-c", count_code).split()[-2:]
+    worker = _start_worker(learning_stack)
+    try:
+        _manage(learning_stack, "retrain", "--mode", "batch", "--loss", "multi_similarity", "--epochs", "1000",
+                "--batch-size", "4", "--data", "labels")
+        status_code = ("from webapp.learning.models import TrainingRun as R; r = R.objects.latest('id'); "
+                       "print(r.pk, r.status, r.progress)")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            run_id, status, progress = _manage(learning_stack, "shell", "-c", status_code).split()[-3:]
+            if status == "running" and float(progress) > 0:
+                break
+            time.sleep(0.5)
+        assert status == "running", "the run never started"
+        worker.kill()  # SIGKILL: no cleanup of any kind
+        worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert _manage(learning_stack, "shell", "-c", count_code).split()[-2:] == before
+    time.sleep(6)  # past REFIND_STALE_RUN_SECONDS without a heartbeat
+    reaped = _manage(learning_stack, "shell", "-c",
+                     "from webapp.learning.tasks import housekeeping; print(housekeeping()['reaped'])")
+    assert run_id in reaped
+    final = _manage(learning_stack, "shell", "-c", status_code).split()[-3:]
+    assert final[1] == "failed"
+    claim = _manage(learning_stack, "shell", "-c", "from webapp.learning import claims; print(claims.holder())")
+    assert claim.strip().splitlines()[-1] == "None"

@@ -13,6 +13,7 @@ class RetrainForm(forms.Form):
     loss = forms.ChoiceField(choices=[(name, name) for name in sorted(REGISTRY)], required=False,
                              initial="multi_similarity", help_text="batch mode")
     epochs = forms.IntegerField(min_value=1, max_value=1000, initial=5, required=False)
+    batch_size = forms.IntegerField(min_value=4, max_value=4096, initial=64, required=False)
     lr = forms.FloatField(min_value=1e-7, max_value=1.0, initial=1e-4, required=False, label="Learning rate")
     device = forms.ChoiceField(choices=[("auto", "auto"), ("cpu", "cpu"), ("cuda", "cuda")], initial="auto",
                                required=False)
@@ -25,5 +26,6 @@ class RetrainForm(forms.Form):
         if data["mode"] == TrainingRun.Mode.OAHU:
             return {"trigger": "manual"}
         return {"loss": data.get("loss") or "multi_similarity", "epochs": data.get("epochs") or 5,
+                "batch_size": data.get("batch_size") or 64,
                 "lr": data.get("lr") or 1e-4, "device": data.get("device") or "auto",
                 "data": data.get("data") or "both"}

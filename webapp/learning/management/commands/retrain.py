@@ -1,4 +1,4 @@
-"""python manage.py retrain --mode oahu|batch [--loss NAME] [--epochs N] [--lr X] [--device D] [--wait]"""
+"""python manage.py retrain --mode oahu|batch [--loss NAME] [--epochs N] [--batch-size B] [--lr X] [--wait]"""
 
 from __future__ import annotations
 
@@ -20,12 +20,14 @@ class Command(BaseCommand):
         parser.add_argument("--loss", default="multi_similarity")
         parser.add_argument("--epochs", type=int, default=5)
         parser.add_argument("--lr", type=float, default=1e-4)
+        parser.add_argument("--batch-size", type=int, default=64)
         parser.add_argument("--device", default="auto")
         parser.add_argument("--data", default="both", help="both | triplets | labels")
         parser.add_argument("--wait", action="store_true", help="print progress until the run ends")
 
     def handle(self, *args, wait: bool, **options) -> None:
-        form = RetrainForm({key: options[key] for key in ("mode", "loss", "epochs", "lr", "device", "data")})
+        form = RetrainForm({key: options[key] for key in ("mode", "loss", "epochs", "batch_size", "lr", "device",
+                                                          "data")})
         if not form.is_valid():
             raise CommandError("; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()))
         try:
