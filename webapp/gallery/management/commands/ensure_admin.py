@@ -22,8 +22,10 @@ class Command(BaseCommand):
             return
         password = os.environ.get("REFIND_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
         users.objects.create_superuser("admin", "admin@localhost", password)
-        if "REFIND_ADMIN_PASSWORD" not in os.environ:
-            secret_file.parent.mkdir(parents=True, exist_ok=True)
-            secret_file.write_text(password + "\n")
-            secret_file.chmod(0o600)
+        if "REFIND_ADMIN_PASSWORD" in os.environ:
+            self.stdout.write("Admin login: user 'admin', the password in REFIND_ADMIN_PASSWORD.")
+            return
+        secret_file.parent.mkdir(parents=True, exist_ok=True)
+        secret_file.write_text(password + "\n")
+        secret_file.chmod(0o600)
         self.stdout.write(f"Admin login: user 'admin', password {password!r} (saved in {secret_file}).")
