@@ -1,25 +1,34 @@
 """Batched feature extraction: preprocessed RGB images in, pooled backbone features out.
 
-Decoding and resizing run in a small thread pool (Pillow releases the GIL) while the backbone runs
-the previous batch; see docs/benchmarks.md for how batch size, threads and memory format were chosen.
+The backbone runs as a CPU-optimised copy (`retrieval.backbones.optimize_for_cpu`: padding and
+BatchNorm folded into the convolutions, channels_last) over *micro-batches* of one image: on a small
+CPU a larger forward batch is slower per image, because MobileNet-style networks are memory-bound
+and a batch's activations no longer fit in cache (docs/benchmarks-foundation.md). ``batch_size`` is
+only the grouping of `stream`'s output (how many images are decoded ahead and stored together).
+
+Decoding and resizing run in a one-thread pool (Pillow releases the GIL) while the backbone runs;
+more decode threads only fight the backbone's OpenMP threads for the cores.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from retrieval.backbones import Backbone
+from retrieval.backbones import Backbone, optimize_for_cpu
 from retrieval.images import to_rgb
 
 T = TypeVar("T")
 DEFAULT_BATCH_SIZE = 16
+DEFAULT_MICRO_BATCH = 1
+DEFAULT_DECODE_THREADS = 1
+DEFAULT_TORCH_THREADS = 1
 
 
 def preprocess(rgb: Image.Image, backbone: Backbone) -> np.ndarray:
@@ -35,44 +44,66 @@ def preprocess(rgb: Image.Image, backbone: Backbone) -> np.ndarray:
     return np.asarray(crop, dtype=np.uint8)
 
 
-class FeatureExtractor:
-    """Runs a backbone over batches of preprocessed images."""
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with `threads` torch intra-op threads, then restore the previous count."""
+    previous = torch.get_num_threads()
+    if threads is None or threads == previous:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
-    def __init__(self, backbone: Backbone, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+
+class FeatureExtractor:
+    """Runs a backbone over preprocessed images.
+
+    `micro_batch` is the number of images per forward pass (1 is fastest on CPU, see the module
+    docstring); `threads` the torch intra-op threads while `features` runs (the process setting is
+    restored afterwards; None leaves it alone); `optimize=False` runs the backbone's own eager model.
+    """
+
+    def __init__(
+        self, backbone: Backbone, batch_size: int = DEFAULT_BATCH_SIZE, *,
+        micro_batch: int = DEFAULT_MICRO_BATCH, threads: int | None = DEFAULT_TORCH_THREADS, optimize: bool = True,
+    ) -> None:
         self.backbone = backbone
-        self.batch_size = batch_size
-        self.model = backbone.model.to(memory_format=torch.channels_last)
+        self.batch_size = max(1, batch_size)
+        self.micro_batch = max(1, micro_batch)
+        self.threads = threads
+        self.model = optimize_for_cpu(backbone.model) if optimize else backbone.model
         self._mean = torch.tensor(backbone.mean).view(1, 3, 1, 1) * 255.0
         self._std = torch.tensor(backbone.std).view(1, 3, 1, 1) * 255.0
 
     @torch.inference_mode()
     def features(self, crops: list[np.ndarray]) -> np.ndarray:
-        """Pooled features (N x dim, float32) for HxWx3 uint8 crops, in batches."""
+        """Pooled features (N x dim, float32) for HxWx3 uint8 crops."""
         out = np.empty((len(crops), self.backbone.dim), dtype=np.float32)
-        for start in range(0, len(crops), self.batch_size):
-            chunk = np.stack(crops[start : start + self.batch_size])
-            batch = torch.from_numpy(chunk).permute(0, 3, 1, 2).float()
-            batch = ((batch - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
-            out[start : start + len(chunk)] = self.model(batch).numpy()
+        with torch_threads(self.threads):
+            for start in range(0, len(crops), self.micro_batch):
+                chunk = np.stack(crops[start : start + self.micro_batch])
+                out[start : start + len(chunk)] = self.model(self._to_input(chunk)).numpy()
         return out
+
+    def _to_input(self, chunk: np.ndarray) -> torch.Tensor:
+        """NHWC uint8 -> normalised float NCHW with channels_last strides (NHWC memory, no copy to NCHW)."""
+        batch = torch.from_numpy(chunk).permute(0, 3, 1, 2).float()
+        return ((batch - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
 
     def stream(
         self, items: Iterable[T], load: Callable[[T], Image.Image | None], threads: int | None = None
     ) -> Iterator[tuple[list[T], np.ndarray]]:
-        """Yield (items, features) per batch; `load` decodes one item or returns None to drop it.
+        """Yield (items, features) per batch of `batch_size`; `load` decodes one item or returns None to drop it.
 
-        `load` runs in a thread pool, one batch ahead of the backbone.
+        `load` runs in a pool of `threads` threads (default 1), up to two batches ahead of the backbone.
         """
-        threads = threads or min(4, os.cpu_count() or 1)
-
-        def prepare(item: T) -> tuple[T, np.ndarray | None]:
-            rgb = load(item)
-            return item, None if rgb is None else preprocess(rgb, self.backbone)
-
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            pending: list = []
+        with ThreadPoolExecutor(max_workers=threads or DEFAULT_DECODE_THREADS) as pool:
+            pending: list[Future[tuple[T, np.ndarray | None]]] = []
             for item in items:
-                pending.append(pool.submit(prepare, item))
+                pending.append(pool.submit(self._prepare, load, item))
                 if len(pending) >= 2 * self.batch_size:
                     yield self._run(pending[: self.batch_size])
                     pending = pending[self.batch_size :]
@@ -80,7 +111,11 @@ class FeatureExtractor:
                 yield self._run(pending[: self.batch_size])
                 pending = pending[self.batch_size :]
 
-    def _run(self, futures: list) -> tuple[list, np.ndarray]:
+    def _prepare(self, load: Callable[[T], Image.Image | None], item: T) -> tuple[T, np.ndarray | None]:
+        rgb = load(item)
+        return item, None if rgb is None else preprocess(rgb, self.backbone)
+
+    def _run(self, futures: list[Future[tuple[T, np.ndarray | None]]]) -> tuple[list[T], np.ndarray]:
         done = [future.result() for future in futures]
         kept = [(item, crop) for item, crop in done if crop is not None]
         if not kept:
@@ -88,7 +123,8 @@ class FeatureExtractor:
         return [item for item, _ in kept], self.features([crop for _, crop in kept])
 
 
-def _open_rgb(path: str) -> Image.Image:
+def open_rgb(path: str) -> Image.Image:
+    """Decode an image file to RGB (JPEG draft mode: decoded at reduced size when it is much larger)."""
     with Image.open(path) as image:
         image.draft("RGB", (512, 512))
         return to_rgb(ImageOps.exif_transpose(image))
@@ -97,5 +133,5 @@ def _open_rgb(path: str) -> Image.Image:
 def extract_paths(paths: list[str], backbone: Backbone, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
     """Features for image files in order (for benchmarks and scripts; the app imports via webapp)."""
     extractor = FeatureExtractor(backbone, batch_size)
-    rows = [feats for _, feats in extractor.stream(paths, _open_rgb)]
+    rows = [feats for _, feats in extractor.stream(paths, open_rgb)]
     return np.concatenate(rows) if rows else np.empty((0, backbone.dim), dtype=np.float32)

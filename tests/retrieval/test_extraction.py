@@ -19,6 +19,18 @@ def backbone() -> Backbone:
     return load_backbone()
 
 
+@pytest.fixture(scope="module")
+def shared(backbone: Backbone) -> FeatureExtractor:
+    """One optimised extractor for the module (building it deep-copies and traces the model)."""
+    return FeatureExtractor(backbone)
+
+
+@pytest.fixture
+def extractor(shared: FeatureExtractor) -> FeatureExtractor:
+    shared.batch_size, shared.micro_batch = 16, 1
+    return shared
+
+
 def generated_images(count: int, seed: int = 0) -> list[Image.Image]:
     """Smooth gradients plus noise, in a few sizes and aspect ratios (exercises resize and crop)."""
     rng = np.random.default_rng(seed)
@@ -43,26 +55,28 @@ def assert_close(actual: np.ndarray, expected: np.ndarray) -> None:
     np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=RTOL * float(np.abs(expected).max()))
 
 
-def test_optimised_extractor_matches_the_eager_model(backbone: Backbone) -> None:
+def test_optimised_extractor_matches_the_eager_model(backbone: Backbone, extractor: FeatureExtractor) -> None:
     crops = [preprocess(image, backbone) for image in generated_images(3)]
     assert all(crop.shape == (224, 224, 3) for crop in crops)
-    features = FeatureExtractor(backbone).features(crops)
+    features = extractor.features(crops)
     assert features.shape == (3, backbone.dim) and features.dtype == np.float32
     assert_close(features, eager_features(backbone, crops))
 
 
-def test_features_do_not_depend_on_the_batch_size(backbone: Backbone) -> None:
+def test_features_do_not_depend_on_the_batch_size(backbone: Backbone, extractor: FeatureExtractor) -> None:
     crops = [preprocess(image, backbone) for image in generated_images(4, seed=1)]
-    one = FeatureExtractor(backbone, micro_batch=1).features(crops)
-    four = FeatureExtractor(backbone, batch_size=4, micro_batch=4).features(crops)
-    three = FeatureExtractor(backbone, micro_batch=3).features(crops)  # uneven last chunk
+    one = extractor.features(crops)
+    extractor.micro_batch = 4
+    four = extractor.features(crops)
+    extractor.micro_batch = 3  # uneven last chunk
+    three = extractor.features(crops)
     assert_close(four, one)
     assert_close(three, one)
 
 
-def test_optimising_leaves_the_backbone_model_untouched(backbone: Backbone) -> None:
+def test_optimising_leaves_the_backbone_model_untouched(backbone: Backbone, extractor: FeatureExtractor) -> None:
     before = {key: value.clone() for key, value in backbone.model.state_dict().items()}
-    fast = FeatureExtractor(backbone).model
+    fast = extractor.model
     assert fast is not backbone.model
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
     assert sum(isinstance(m, nn.BatchNorm2d) for m in backbone.model.modules()) > 0
@@ -88,9 +102,9 @@ def test_optimize_for_cpu_folds_batchnorm_of_any_traceable_model() -> None:
         assert_close(fast(inputs.contiguous(memory_format=torch.channels_last)).numpy(), model(inputs).numpy())
 
 
-def test_stream_drops_items_whose_loader_returns_none(backbone: Backbone) -> None:
+def test_stream_drops_items_whose_loader_returns_none(backbone: Backbone, extractor: FeatureExtractor) -> None:
     images = generated_images(5, seed=2)
-    extractor = FeatureExtractor(backbone, batch_size=2)
+    extractor.batch_size = 2
 
     def load(index: int) -> Image.Image | None:
         return None if index in (1, 2) else images[index]
@@ -105,8 +119,9 @@ def test_stream_drops_items_whose_loader_returns_none(backbone: Backbone) -> Non
     assert_close(features, expected)
 
 
-def test_stream_of_only_undecodable_items_yields_no_features(backbone: Backbone) -> None:
-    batches = list(FeatureExtractor(backbone, batch_size=2).stream(range(3), lambda _: None))
+def test_stream_of_only_undecodable_items_yields_no_features(backbone: Backbone, extractor: FeatureExtractor) -> None:
+    extractor.batch_size = 2
+    batches = list(extractor.stream(range(3), lambda _: None))
     assert all(items == [] and feats.shape == (0, backbone.dim) for items, feats in batches)
 
 
