@@ -140,10 +140,11 @@ FEEDBACK_MAX_TRANSITIVE = env_int("REFIND_FEEDBACK_MAX_TRANSITIVE", 20, minimum=
 ONLINE_LEARNING = env_bool("REFIND_ONLINE_LEARNING", True)
 ONLINE_DEBOUNCE_SECONDS = env_float("REFIND_ONLINE_DEBOUNCE_SECONDS", 1.0, minimum=0.0)
 ONLINE_MIN_NEW_TRIPLETS = env_int("REFIND_ONLINE_MIN_NEW_TRIPLETS", 10, minimum=1)
-OAHU_BATCH_SIZE = env_int("REFIND_OAHU_BATCH_SIZE", 1, minimum=1, maximum=4096)
+OAHU_BATCH_SIZE = env_int("REFIND_OAHU_BATCH_SIZE", 16, minimum=1, maximum=4096)  # 16: docs/training.md
 OAHU_PARAMS: dict = {}  # training.oahu.OAHUConfig defaults (chosen by measurement, docs/training.md)
 BATCH_DEFAULT_LOSS = env_str("REFIND_BATCH_LOSS", "multi_similarity")
 TRAINING_DEVICE = env_choice("TRAINING_DEVICE", "auto", {"auto", "cpu", "cuda"})
+GUARD_MAX_QUERIES = env_int("REFIND_GUARD_MAX_QUERIES", 2000, minimum=10)
 PROMOTION_TOLERANCE_POINTS = env_float("REFIND_PROMOTION_TOLERANCE_POINTS", 0.5, minimum=0.0)
 LEARNING_HELDOUT_IMPRESSION_EVERY = env_int("REFIND_HELDOUT_IMPRESSION_EVERY", 5, minimum=0)
 LEARNING_STALE_SECONDS = env_int("REFIND_STALE_RUN_SECONDS", 120, minimum=5)

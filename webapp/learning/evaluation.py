@@ -84,9 +84,20 @@ def evaluate_version(version: ModelVersion) -> dict:
     return report
 
 
-def headline_recall(report: dict) -> tuple[str, float] | None:
-    """("labelled"|"feedback", Recall@1) used by the promotion guard; None when nothing can be measured."""
-    for kind in ("labelled", "feedback"):
-        if report.get(kind):
-            return kind, float(report[kind]["recall@1"])
-    return None
+def quick_recall_at_1(version: ModelVersion) -> tuple[str, float, int] | None:
+    """("labelled"|"feedback", Recall@1, queries) on at most GUARD_MAX_QUERIES evaluation queries, or None."""
+    store = pipeline.feature_store(version.backbone)
+    rows = list(Image.objects.filter(role=Image.Role.GALLERY).exclude(label="").order_by("id")
+                .values_list("id", "label", "split"))
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    keep = store.contains(ids) if len(ids) else np.zeros(0, dtype=bool)
+    heldout = np.array([r[2] == Image.Split.HELDOUT for r in rows], dtype=bool)[keep] if len(ids) else keep
+    if heldout.sum() >= MIN_LABELLED_QUERIES:
+        ids, labels = ids[keep], np.array([r[1] for r in rows])[keep]
+        vectors = pipeline.embed(version, store.get(ids))
+        queries = np.flatnonzero(heldout)[: settings.GUARD_MAX_QUERIES]
+        _, found = search(build_index(vectors, np.arange(len(ids)), "Flat"), vectors[queries], 2)
+        nearest = np.where(found[:, 0] == queries, found[:, 1], found[:, 0])  # skip the query itself
+        return "labelled", float(np.mean(labels[nearest] == labels[queries])), len(queries)
+    report = feedback_report(version)
+    return None if report is None else ("feedback", report["recall@1"], report["clicks"])
