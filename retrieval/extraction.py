@@ -6,8 +6,11 @@ CPU a larger forward batch is slower per image, because MobileNet-style networks
 and a batch's activations no longer fit in cache (docs/benchmarks-foundation.md). ``batch_size`` is
 only the grouping of `stream`'s output (how many images are decoded ahead and stored together).
 
-Decoding and resizing run in a one-thread pool (Pillow releases the GIL) while the backbone runs;
-more decode threads only fight the backbone's OpenMP threads for the cores.
+The backbone runs with one torch (OpenMP) thread: with two, every one of its ~100 parallel regions
+per image ends in a barrier that stalls for a scheduler time slice whenever anything else wants a
+core (our decode thread, a web or Celery worker, other jobs): measured 5-20x slower on this 2-core
+machine. Decoding and resizing run in a one-thread pool (Pillow releases the GIL) while the backbone
+runs; more decode threads only compete with it.
 """
 
 from __future__ import annotations

@@ -85,6 +85,7 @@ class FeatureStore:
                     os.fsync(handle.fileno())
 
     def _snapshot(self) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
+        """Memory maps of the current rows and the id → row map, extended (not rebuilt) as rows arrive."""
         rows = len(self)
         if self._cache is None or self._cache[0] != rows:
             if rows == 0:
@@ -93,7 +94,10 @@ class FeatureStore:
             else:
                 ids = np.memmap(self._ids, dtype=np.int64, mode="r", shape=(rows,))
                 vectors = np.memmap(self._vectors, dtype=np.float32, mode="r", shape=(rows, self.dim))
-            self._cache = (rows, ids, vectors, {int(i): r for r, i in enumerate(ids)})
+            known = self._cache[0] if self._cache is not None and self._cache[0] < rows else 0
+            row_of = self._cache[3] if known else {}
+            row_of.update(zip(np.asarray(ids[known:]).tolist(), range(known, rows), strict=True))
+            self._cache = (rows, ids, vectors, row_of)
         return self._cache[1], self._cache[2], self._cache[3]
 
     def ids(self) -> np.ndarray:

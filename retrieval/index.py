@@ -89,12 +89,16 @@ class IndexHolder:
     """Keeps the active index of a process and swaps it when a newer version becomes active.
 
     `resolve` returns (version, path) of the active index and is cheap to call (e.g. one
-    database query). A search takes a reference to the current `LoadedIndex`; a swap replaces the
-    reference, so searches in flight finish on the index they started with.
+    database query); `prepare` sets search-time parameters on each loaded index. A search takes
+    a reference to the current `LoadedIndex`; a swap replaces the reference, so searches in flight
+    finish on the index they started with.
     """
 
-    def __init__(self, resolve: Callable[[], tuple[int, str] | None]) -> None:
+    def __init__(
+        self, resolve: Callable[[], tuple[int, str] | None], prepare: Callable[[faiss.Index], faiss.Index] | None = None
+    ) -> None:
         self._resolve = resolve
+        self._prepare = prepare or (lambda index: index)
         self._current: LoadedIndex | None = None
         self._lock = threading.Lock()
 
@@ -108,5 +112,5 @@ class IndexHolder:
             return loaded
         with self._lock:
             if self._current is None or (self._current.version, self._current.path) != (version, path):
-                self._current = LoadedIndex(version, path, load_index(path))
+                self._current = LoadedIndex(version, path, self._prepare(load_index(path)))
             return self._current

@@ -129,6 +129,8 @@ try:
     validate_factory(INDEX_FACTORY)
 except IndexFactoryError as exc:
     raise ImproperlyConfigured(f"REFIND_INDEX_FACTORY: {exc}") from exc
+HNSW_EF_SEARCH = env_int("REFIND_HNSW_EF_SEARCH", 128, minimum=1, maximum=100_000)
+SEARCH_THREADS = env_int("REFIND_SEARCH_THREADS", 1, minimum=1, maximum=256)
 EXTRACT_BATCH_SIZE = env_int("REFIND_EXTRACT_BATCH_SIZE", 16, minimum=1, maximum=512)
 SEARCH_DEFAULT_K = 20
 SEARCH_MAX_K = 100
@@ -144,7 +146,7 @@ OAHU_BATCH_SIZE = env_int("REFIND_OAHU_BATCH_SIZE", 16, minimum=1, maximum=4096)
 OAHU_PARAMS: dict = {}  # training.oahu.OAHUConfig defaults (chosen by measurement, docs/training.md)
 BATCH_DEFAULT_LOSS = env_str("REFIND_BATCH_LOSS", "multi_similarity")
 TRAINING_DEVICE = env_choice("TRAINING_DEVICE", "auto", {"auto", "cpu", "cuda"})
-GUARD_MAX_QUERIES = env_int("REFIND_GUARD_MAX_QUERIES", 2000, minimum=10)
+GUARD_MAX_QUERIES = env_int("REFIND_GUARD_MAX_QUERIES", 500, minimum=10)
 PROMOTION_TOLERANCE_POINTS = env_float("REFIND_PROMOTION_TOLERANCE_POINTS", 0.5, minimum=0.0)
 LEARNING_HELDOUT_IMPRESSION_EVERY = env_int("REFIND_HELDOUT_IMPRESSION_EVERY", 5, minimum=0)
 LEARNING_STALE_SECONDS = env_int("REFIND_STALE_RUN_SECONDS", 120, minimum=5)

@@ -11,6 +11,15 @@ from webapp.gallery.demo import generate_demo_gallery
 from webapp.gallery.importer import ImportReport, import_tree
 
 
+@pytest.fixture(autouse=True, scope="session")
+def in_memory_broker() -> None:
+    """Tasks a test enqueues stay in this process (never in a real broker's queue)."""
+    from webapp import celery_app
+
+    celery_app.conf.broker_url = "memory://"
+    celery_app.conf.broker_transport_options = {}
+
+
 @pytest.fixture(autouse=True)
 def data_dir(tmp_path: Path, settings) -> Path:
     root = tmp_path / "data"

@@ -30,7 +30,7 @@ def _worse_version(data_dir: Path) -> ModelVersion:
                                        parent=active)
 
 
-def test_the_guard_rejects_a_worse_candidate_and_keeps_serving_the_active_one(split_demo, data_dir) -> None:
+def test_the_guard_rejects_a_worse_candidate_and_keeps_serving_the_active_one(split_demo, data_dir, eager_tasks):
     active, index = ModelVersion.objects.get(is_active=True), IndexVersion.objects.get(is_active=True)
     candidate = _worse_version(data_dir)
     assert promote_or_reject(candidate) is False

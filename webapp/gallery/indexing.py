@@ -9,6 +9,7 @@ import numpy as np
 from django.conf import settings
 
 from retrieval.index import build_index, save_index
+from retrieval.index_tuning import apply_search_params
 from webapp.gallery import pipeline
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
 
@@ -37,7 +38,7 @@ def build_and_activate(version: ModelVersion | None = None, factory: str | None 
     version = version or pipeline.active_model_version()
     factory = factory or settings.INDEX_FACTORY
     ids, vectors = gallery_vectors(version)
-    index = build_index(vectors, ids, factory)
+    index = apply_search_params(build_index(vectors, ids, factory), settings.HNSW_EF_SEARCH)
     record = IndexVersion.objects.create(
         model_version=version, path="", factory=factory, dim=vectors.shape[1], ntotal=len(ids)
     )

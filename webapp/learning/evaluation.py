@@ -77,7 +77,8 @@ def feedback_report(version: ModelVersion) -> dict | None:
 
 def evaluate_version(version: ModelVersion) -> dict:
     """Compute and store the version's report."""
-    report = {"labelled": labelled_report(version), "feedback": feedback_report(version),
+    report = {**{k: v for k, v in (version.metrics or {}).items() if k == "guard"},
+              "labelled": labelled_report(version), "feedback": feedback_report(version),
               "evaluated_at": timezone.now().isoformat()}
     ModelVersion.objects.filter(pk=version.pk).update(metrics=report)
     version.metrics = report

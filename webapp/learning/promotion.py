@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from webapp.feedback.models import EvaluationSplit
 from webapp.gallery import indexing, pipeline
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
-from webapp.learning.evaluation import evaluate_version, quick_recall_at_1
+from webapp.learning.evaluation import quick_recall_at_1
 
 
 def guard(candidate: ModelVersion, active: ModelVersion) -> tuple[bool, str]:
@@ -15,7 +16,7 @@ def guard(candidate: ModelVersion, active: ModelVersion) -> tuple[bool, str]:
     Both are measured now on the same evaluation queries (labelled held-out images, else held-out
     clicks; at most REFIND_GUARD_MAX_QUERIES of them), so the comparison is like for like and fast.
     """
-    mine, theirs = quick_recall_at_1(candidate), quick_recall_at_1(active)
+    mine, theirs = quick_recall_at_1(candidate), cached_quick_recall_at_1(active)
     if mine is None or theirs is None:
         return True, "No labelled or held-out feedback evaluation set: promoted without comparison."
     tolerance = settings.PROMOTION_TOLERANCE_POINTS / 100.0
@@ -27,9 +28,22 @@ def guard(candidate: ModelVersion, active: ModelVersion) -> tuple[bool, str]:
     return True, f"Promoted: {verdict}."
 
 
+def cached_quick_recall_at_1(version: ModelVersion) -> tuple[str, float, int] | None:
+    """quick_recall_at_1, remembered on the version while the gallery and the split stay the same."""
+    key = [Image.objects.filter(role=Image.Role.GALLERY).count(),
+           EvaluationSplit.objects.order_by("-id").values_list("id", flat=True).first()]
+    cached = (version.metrics or {}).get("guard")
+    if cached and cached.get("key") == key:
+        return tuple(cached["value"]) if cached["value"] else None
+    value = quick_recall_at_1(version)
+    version.metrics = {**(version.metrics or {}), "guard": {"key": key, "value": list(value) if value else None}}
+    ModelVersion.objects.filter(pk=version.pk).update(metrics=version.metrics)
+    return value
+
+
 def promote_or_reject(candidate: ModelVersion) -> bool:
-    """Guard, then build + activate the candidate's index or mark it rejected; the full report comes last
-    so that it does not delay the swap."""
+    """Guard, then build + activate the candidate's index or mark it rejected. The full reports are a
+    separate task (queue `default`) so that they delay neither the swap nor the next run."""
     active = pipeline.active_model_version()
     promoted, note = guard(candidate, active)
     candidate.promotion = ModelVersion.Promotion.PROMOTED if promoted else ModelVersion.Promotion.REJECTED
@@ -37,9 +51,14 @@ def promote_or_reject(candidate: ModelVersion) -> bool:
     candidate.save(update_fields=["promotion", "promotion_note"])
     if promoted:
         indexing.build_and_activate(candidate)
-    evaluate_version(candidate)
-    if not active.metrics.get("evaluated_at"):
-        evaluate_version(active)
+    from webapp.learning import tasks
+
+    for version in (candidate, active):
+        if not version.metrics.get("evaluated_at"):
+            try:
+                tasks.evaluate_model_version.apply_async(args=[version.pk], queue="default")
+            except Exception:  # broker down: the dashboard and `manage.py evaluate` can compute it later
+                pass
     return promoted
 
 

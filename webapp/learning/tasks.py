@@ -24,3 +24,12 @@ def housekeeping() -> dict:
     """Periodic: fail dead runs, re-send runs the broker missed, pick up waiting triplets."""
     return {"reaped": runs.reap_stale_runs(), "resent": runs.resend_queued_runs(),
             "online_run": scheduling.run_online_update_if_needed()}
+
+
+@shared_task
+def evaluate_model_version(version_id: int) -> dict:
+    """Compute and store a version's full evaluation report."""
+    from webapp.gallery.models import ModelVersion
+    from webapp.learning.evaluation import evaluate_version
+
+    return evaluate_version(ModelVersion.objects.get(pk=version_id))

@@ -11,6 +11,7 @@ from django.conf import settings
 from retrieval.extraction import preprocess
 from retrieval.images import ImageRejected, decode_image
 from retrieval.index import IndexHolder, search
+from retrieval.index_tuning import apply_search_params, set_search_threads
 from webapp.gallery import pipeline
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
 from webapp.gallery.storing import store_image
@@ -53,7 +54,16 @@ class _ActiveIndex:
         return self._value
 
 
-_holder = IndexHolder(_ActiveIndex())
+_holder = IndexHolder(_ActiveIndex(), prepare=lambda index: apply_search_params(index, settings.HNSW_EF_SEARCH))
+_threads_set = False
+
+
+def _search_threads_once() -> None:
+    """FAISS threads for searching, set on this process's first search (docs/benchmarks.md)."""
+    global _threads_set
+    if not _threads_set:
+        set_search_threads(settings.SEARCH_THREADS)
+        _threads_set = True
 
 
 def store_query(data: bytes, original_name: str = "") -> Image:
@@ -75,6 +85,7 @@ def store_query(data: bytes, original_name: str = "") -> Image:
 
 def search_similar(query: Image, k: int = settings.SEARCH_DEFAULT_K, offset: int = 0) -> SearchResult:
     """Rank the gallery for a stored image; the query itself (same SHA-256) is never a result."""
+    _search_threads_once()
     loaded = _holder.current()
     if loaded is None:
         raise SearchUnavailable("No index is active yet: import images first.")
