@@ -4,6 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup-env.sh
 export REFIND_ENV=${REFIND_ENV:-development}
+# One OpenMP thread per process: web and workers share the cores, and OpenMP barriers across
+# busy cores made searches and online updates several times slower (docs/benchmarks.md).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 HOST=${REFIND_HOST:-127.0.0.1}
 PORT=${REFIND_PORT:-8000}
 DATA=${REFIND_DATA_DIR:-var}

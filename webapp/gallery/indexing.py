@@ -32,12 +32,17 @@ def gallery_vectors(version: ModelVersion) -> tuple[np.ndarray, np.ndarray]:
     return ids, vectors
 
 
-def build_and_activate(version: ModelVersion | None = None, factory: str | None = None) -> IndexVersion:
-    """Index the gallery under `version` (default: the active model) and make it the served index."""
+def build_and_activate(
+    version: ModelVersion | None = None, factory: str | None = None,
+    gallery: tuple[np.ndarray, np.ndarray] | None = None,
+) -> IndexVersion:
+    """Index the gallery under `version` (default: the active model) and make it the served index.
+
+    `gallery` = gallery_vectors(version) when the caller has it already."""
     started = time.perf_counter()
     version = version or pipeline.active_model_version()
     factory = factory or settings.INDEX_FACTORY
-    ids, vectors = gallery_vectors(version)
+    ids, vectors = gallery if gallery is not None else gallery_vectors(version)
     index = apply_search_params(build_index(vectors, ids, factory), settings.HNSW_EF_SEARCH)
     record = IndexVersion.objects.create(
         model_version=version, path="", factory=factory, dim=vectors.shape[1], ntotal=len(ids)

@@ -85,8 +85,13 @@ def evaluate_version(version: ModelVersion) -> dict:
     return report
 
 
-def quick_recall_at_1(version: ModelVersion) -> tuple[str, float, int] | None:
-    """("labelled"|"feedback", Recall@1, queries) on at most GUARD_MAX_QUERIES evaluation queries, or None."""
+def quick_recall_at_1(
+    version: ModelVersion, gallery: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[str, float, int] | None:
+    """("labelled"|"feedback", Recall@1, queries) on at most GUARD_MAX_QUERIES evaluation queries, or None.
+
+    `gallery` = (ids, vectors) already embedded by `version` (indexing.gallery_vectors) saves embedding again.
+    """
     store = pipeline.feature_store(version.backbone)
     rows = list(Image.objects.filter(role=Image.Role.GALLERY).exclude(label="").order_by("id")
                 .values_list("id", "label", "split"))
@@ -95,7 +100,11 @@ def quick_recall_at_1(version: ModelVersion) -> tuple[str, float, int] | None:
     heldout = np.array([r[2] == Image.Split.HELDOUT for r in rows], dtype=bool)[keep] if len(ids) else keep
     if heldout.sum() >= MIN_LABELLED_QUERIES:
         ids, labels = ids[keep], np.array([r[1] for r in rows])[keep]
-        vectors = pipeline.embed(version, store.get(ids))
+        if gallery is not None:
+            position = {int(i): n for n, i in enumerate(gallery[0].tolist())}
+            vectors = gallery[1][[position[int(i)] for i in ids]]
+        else:
+            vectors = pipeline.embed(version, store.get(ids))
         queries = np.flatnonzero(heldout)[: settings.GUARD_MAX_QUERIES]
         _, found = search(build_index(vectors, np.arange(len(ids)), "Flat"), vectors[queries], 2)
         nearest = np.where(found[:, 0] == queries, found[:, 1], found[:, 0])  # skip the query itself

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from django.conf import settings
 
 from webapp.feedback.models import EvaluationSplit
@@ -10,13 +11,15 @@ from webapp.gallery.models import Image, IndexVersion, ModelVersion
 from webapp.learning.evaluation import quick_recall_at_1
 
 
-def guard(candidate: ModelVersion, active: ModelVersion) -> tuple[bool, str]:
+def guard(
+    candidate: ModelVersion, active: ModelVersion, gallery: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[bool, str]:
     """Promote unless the candidate's Recall@1 is below the active one's by more than the tolerance.
 
     Both are measured now on the same evaluation queries (labelled held-out images, else held-out
     clicks; at most REFIND_GUARD_MAX_QUERIES of them), so the comparison is like for like and fast.
     """
-    mine, theirs = quick_recall_at_1(candidate), cached_quick_recall_at_1(active)
+    mine, theirs = quick_recall_at_1(candidate, gallery), cached_quick_recall_at_1(active)
     if mine is None or theirs is None:
         return True, "No labelled or held-out feedback evaluation set: promoted without comparison."
     tolerance = settings.PROMOTION_TOLERANCE_POINTS / 100.0
@@ -45,12 +48,13 @@ def promote_or_reject(candidate: ModelVersion) -> bool:
     """Guard, then build + activate the candidate's index or mark it rejected. The full reports are a
     separate task (queue `default`) so that they delay neither the swap nor the next run."""
     active = pipeline.active_model_version()
-    promoted, note = guard(candidate, active)
+    gallery = indexing.gallery_vectors(candidate)  # embedded once: for the guard and for the index
+    promoted, note = guard(candidate, active, gallery)
     candidate.promotion = ModelVersion.Promotion.PROMOTED if promoted else ModelVersion.Promotion.REJECTED
     candidate.promotion_note = note
     candidate.save(update_fields=["promotion", "promotion_note"])
     if promoted:
-        indexing.build_and_activate(candidate)
+        indexing.build_and_activate(candidate, gallery=gallery)
     from webapp.learning import tasks
 
     for version in (candidate, active):
