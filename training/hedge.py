@@ -37,7 +37,24 @@ def hedge_step(alpha: np.ndarray, losses: Sequence[float], beta: float = 0.99, s
 
 
 def hedge_sequence(alpha: np.ndarray, losses: np.ndarray, beta: float = 0.99, s: float = 0.1) -> np.ndarray:
-    """Apply :func:`hedge_step` for each row of ``losses`` (triplets × depths) in order."""
-    for row in np.asarray(losses, dtype=np.float64):
-        alpha = hedge_step(alpha, row, beta, s)
-    return alpha
+    """Apply :func:`hedge_step` for each row of ``losses`` (triplets × depths) in order.
+
+    The per-row multipliers (which branch of Eq. 20, β^L or 1 − (1 − β)L) depend on that row's losses only,
+    so they are computed for all rows at once; only the floor and the renormalisation run row by row.
+    """
+    losses = np.asarray(losses, dtype=np.float64)
+    if losses.ndim != 2 or losses.shape[1] != len(alpha):
+        raise ValueError("one loss per depth is required")
+    if len(losses) == 0:
+        return np.asarray(alpha, dtype=np.float64)
+    smallest = losses.min(axis=1)
+    with np.errstate(divide="ignore"):
+        power = (smallest > 0) & (beta ** smallest * np.log(np.where(smallest > 0, smallest, 1.0)) > beta - 1.0)
+    multipliers = np.where(power[:, None], beta**losses, 1.0 - (1.0 - beta) * losses).tolist()
+    floor = s / len(alpha)
+    current = [float(a) for a in alpha]
+    for row in multipliers:
+        current = [max(a * m, floor) for a, m in zip(current, row, strict=True)]
+        total = sum(current)
+        current = [a / total for a in current]
+    return np.asarray(current, dtype=np.float64)

@@ -13,7 +13,9 @@ routes α_l ∇L_l to E_l and Σ_{j≥l} α_j ∇L_j to hidden layer l.
 Starting from the pretrained metric ("identity" init): E_0 = I, hidden layer 1 = [I; −I] (both signs
 survive the ReLU), deeper hidden layers = I, E_l = [I, −I] (ReLU(z) − ReLU(−z) = z). Every depth then
 gives f_l(x) = [z ; r], an isometric image of x̂, so retrieval equals the backbone's cosine retrieval
-exactly before any feedback, whatever the basis size. See docs/training.md.
+exactly before any feedback, whatever the basis size. With ``skip=True`` every depth instead adds its
+input, f_l = normalise(z + E_l h_l) (E_l zero-initialised, hidden layers random, any width), which is
+equally exact at zero feedback. See docs/training.md.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class OAHUConfig:
     self_weighted: bool = False
     init: str = "identity"
     residual: bool = True
+    skip: bool = False
+    anchor_decay: float = 0.0
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -70,7 +74,12 @@ class OAHUConfig:
             raise ValueError("basis_dim cannot exceed input_dim")
         if self.init not in ("identity", "random"):
             raise ValueError("init must be 'identity' or 'random'")
-        if self.init == "identity":
+        if self.anchor_decay < 0:
+            raise ValueError("anchor_decay must be >= 0")
+        if self.skip:
+            if self.embedding_dim != self.basis_dim:
+                raise ValueError("skip connections need embedding_dim == basis_dim")
+        elif self.init == "identity":
             if self.embedding_dim > self.basis_dim:
                 raise ValueError("identity init needs embedding_dim <= basis_dim")
             if self.residual and self.embedding_dim != self.basis_dim:
@@ -82,8 +91,11 @@ class OAHUConfig:
 class OAHUNetwork(nn.Module):
     """Hidden layers h_l = ReLU(W_l h_{l−1}) and embedding layers E_0..E_L, each output L2-normalised."""
 
-    def __init__(self, in_dim: int, hidden_dim: int, embedding_dim: int, num_hidden: int) -> None:
+    def __init__(
+        self, in_dim: int, hidden_dim: int, embedding_dim: int, num_hidden: int, skip: bool = False
+    ) -> None:
         super().__init__()
+        self.skip = skip
         dims = [in_dim] + [hidden_dim] * num_hidden
         self.hidden = nn.ModuleList(nn.Linear(dims[i], dims[i + 1]) for i in range(num_hidden))
         self.embeddings = nn.ModuleList(nn.Linear(d, embedding_dim) for d in dims)
@@ -94,12 +106,20 @@ class OAHUNetwork(nn.Module):
 
     def forward(self, z: torch.Tensor) -> list[torch.Tensor]:
         """Normalised embeddings f_0(z), ..., f_L(z)."""
-        outputs = [F.normalize(self.embeddings[0](z), dim=-1)]
+        skip = z if self.skip else 0.0
+        outputs = [F.normalize(self.embeddings[0](z) + skip, dim=-1)]
         h = z
         for layer, embed in zip(self.hidden, self.embeddings[1:], strict=True):
             h = torch.relu(layer(h))
-            outputs.append(F.normalize(embed(h), dim=-1))
+            outputs.append(F.normalize(embed(h) + skip, dim=-1))
         return outputs
+
+    @torch.no_grad()
+    def skip_init(self) -> None:
+        """Zero embedding layers: with the skip, f_l = normalise(z + E_l h_l) = normalise(z) exactly."""
+        for embed in self.embeddings:
+            embed.weight.zero_()
+            embed.bias.zero_()
 
     @torch.no_grad()
     def identity_init(self, generator: torch.Generator) -> None:
@@ -150,9 +170,11 @@ class OAHU:
         self._generator = torch.Generator().manual_seed(cfg.seed)
         torch_state = torch.random.get_rng_state()
         torch.manual_seed(cfg.seed)
-        self.network = OAHUNetwork(cfg.basis_dim, cfg.hidden_dim, cfg.embedding_dim, cfg.num_hidden)
+        self.network = OAHUNetwork(cfg.basis_dim, cfg.hidden_dim, cfg.embedding_dim, cfg.num_hidden, cfg.skip)
         torch.random.set_rng_state(torch_state)
-        if cfg.init == "identity":
+        if cfg.skip:
+            self.network.skip_init()
+        elif cfg.init == "identity":
             self.network.identity_init(self._generator)
         self.basis = _default_basis(cfg.basis_dim, input_dim, self._generator)
         if basis_features is not None:
@@ -164,6 +186,9 @@ class OAHU:
             embed_b=[layer.bias.detach().numpy() for layer in self.network.embeddings],
         )
         self._momentum: list[np.ndarray | None] = [None] * len(self._params.all())
+        # the initial weights (the pretrained metric), for the anchor_decay regulariser; deterministic
+        # from the config, so they need not be saved
+        self._anchor = [p.copy() for p in self._params.all()] if cfg.anchor_decay else None
         self._alpha = uniform_alpha(self.network.num_depths)
         self.triplets_seen = 0
 
@@ -250,8 +275,11 @@ class OAHU:
                 self._alpha,
                 cfg.tau,
                 cfg.self_weighted,
+                cfg.skip,
             )
-            sgd_update(params, grads, self._momentum, cfg.lr, cfg.momentum, cfg.weight_decay)
+            sgd_update(
+                params, grads, self._momentum, cfg.lr, cfg.momentum, cfg.weight_decay, self._anchor, cfg.anchor_decay
+            )
             loss_sum += float((values @ self._alpha).sum())
             depth_sum += values.sum(0)
             if stop - start == 1:
@@ -264,21 +292,31 @@ class OAHU:
     def _prepare(
         self, anchor_feats: np.ndarray, pos_feats: np.ndarray, neg_feats: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Inputs (3, n, d), learnable-part norms (3, n) and squared residual distances of the pairs."""
+        """Inputs (3, n, d), learnable-part norms (3, n) and squared residual distances of the pairs.
+
+        The raw features are projected first and divided by their norms afterwards (no normalised copy
+        of the wide features); the residual distances use ‖r_a − r_b‖² = ‖x̂_a − x̂_b‖² − ‖z_a − z_b‖²
+        with ‖x̂_a − x̂_b‖² = 2 − 2 x̂_a·x̂_b (orthogonal split, unit inputs).
+        """
         n = len(anchor_feats)
         stacked = np.concatenate([anchor_feats, pos_feats, neg_feats]).astype(np.float32, copy=False)
-        x = F.normalize(torch.from_numpy(np.ascontiguousarray(stacked)), dim=-1)
-        z = x @ self.basis.T
-        zn = z.numpy().reshape(3, n, -1)
+        inv = 1.0 / np.maximum(np.sqrt(np.einsum("ij,ij->i", stacked, stacked)), 1e-12)
+        z = stacked @ self.basis.numpy().T
+        z *= inv[:, None]
+        zn = z.reshape(3, n, -1)
         if not self.config.residual:
             zeros = np.zeros(n, dtype=np.float32)
             return zn, np.ones((3, n), dtype=np.float32), zeros, zeros
-        xs = x.view(3, n, -1)
-        # ‖r_a − r_b‖² = ‖x̂_a − x̂_b‖² − ‖z_a − z_b‖² (orthogonal split)
-        rest_pos = ((xs[0] - xs[1]) ** 2).sum(-1) - ((z[:n] - z[n : 2 * n]) ** 2).sum(-1)
-        rest_neg = ((xs[0] - xs[2]) ** 2).sum(-1) - ((z[:n] - z[2 * n :]) ** 2).sum(-1)
-        scale = np.linalg.norm(zn, axis=2)
-        return zn, scale, rest_pos.clamp_min(0.0).numpy(), rest_neg.clamp_min(0.0).numpy()
+        xs = stacked.reshape(3, n, -1)
+        inv3 = inv.reshape(3, n)
+        cos_pos = np.einsum("ij,ij->i", xs[0], xs[1]) * inv3[0] * inv3[1]
+        cos_neg = np.einsum("ij,ij->i", xs[0], xs[2]) * inv3[0] * inv3[2]
+        dz_pos = zn[0] - zn[1]
+        dz_neg = zn[0] - zn[2]
+        rest_pos = 2.0 - 2.0 * cos_pos - np.einsum("ij,ij->i", dz_pos, dz_pos)
+        rest_neg = 2.0 - 2.0 * cos_neg - np.einsum("ij,ij->i", dz_neg, dz_neg)
+        scale = np.sqrt(np.einsum("tij,tij->ti", zn, zn))
+        return zn, scale, np.maximum(rest_pos, 0.0), np.maximum(rest_neg, 0.0)
 
     # ------------------------------------------------------------------------------------ retrieval
     @torch.no_grad()

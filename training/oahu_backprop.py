@@ -67,6 +67,7 @@ def forward_backward(
     alpha: np.ndarray,
     tau: float,
     self_weighted: bool = False,
+    skip: bool = False,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Depth losses (n × depths) and gradients of mean_t Σ_l α_l L_l.
 
@@ -91,6 +92,8 @@ def forward_backward(
     for depth in range(depths):
         e = hs[depth] @ params.embed_w[depth].T
         e += params.embed_b[depth]
+        if skip:
+            e += z
         norm = np.sqrt(np.einsum("ij,ij->i", e, e))[:, None]
         norm = np.maximum(norm, _NORM_EPS)
         u = e / norm
@@ -105,9 +108,12 @@ def forward_backward(
         )
         losses[:, depth] = loss
         weight = alpha[depth] / n
-        cp = (weight * g_dpos / d_pos).astype(np.float32)[:, None] * diff_p
-        cn = (weight * g_dneg / d_neg).astype(np.float32)[:, None] * diff_n
-        g_u = np.concatenate([cp + cn, -cp, -cn]) * scale[:, None]
+        g_u = np.empty_like(f)
+        np.multiply((weight * g_dpos / d_pos).astype(np.float32)[:, None], diff_p, out=g_u[n : 2 * n])
+        np.multiply((weight * g_dneg / d_neg).astype(np.float32)[:, None], diff_n, out=g_u[2 * n :])
+        np.add(g_u[n : 2 * n], g_u[2 * n :], out=g_u[:n])
+        np.negative(g_u[n:], out=g_u[n:])
+        g_u *= scale[:, None]
         g_e = (g_u - u * np.einsum("ij,ij->i", u, g_u)[:, None]) / norm
         grad_ew.append(g_e.T @ hs[depth])
         grad_eb.append(g_e.sum(0))
@@ -132,11 +138,19 @@ def sgd_update(
     lr: float,
     momentum: float,
     weight_decay: float,
+    anchor: list[np.ndarray] | None = None,
+    anchor_decay: float = 0.0,
 ) -> None:
-    """In-place SGD with torch.optim.SGD's conventions (buffer = μ·buffer + g; w −= lr·buffer)."""
+    """In-place SGD with torch.optim.SGD's conventions (buffer = μ·buffer + g; w −= lr·buffer).
+
+    ``anchor_decay`` adds anchor_decay·(w − w₀) to the gradient: weight decay towards the initial
+    weights ``anchor`` (the pretrained metric) instead of towards zero.
+    """
     for i, (p, g) in enumerate(zip(params, grads, strict=True)):
         if weight_decay:
             g = g + weight_decay * p
+        if anchor_decay and anchor is not None:
+            g = g + anchor_decay * (p - anchor[i])
         if momentum:
             if buffers[i] is None:
                 buffers[i] = g.astype(np.float32, copy=True)

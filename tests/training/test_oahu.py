@@ -46,13 +46,14 @@ def parameter_list(m: OAHU) -> list[torch.nn.Parameter]:
     ]
 
 
-@pytest.mark.parametrize("init", ["identity", "random"])
+@pytest.mark.parametrize("init", ["identity", "random", "skip"])
 @pytest.mark.parametrize("residual", [True, False])
 @pytest.mark.parametrize("self_weighted", [False, True])
 def test_fast_gradients_equal_autograd(init: str, residual: bool, self_weighted: bool) -> None:
     feats, labels = data()
-    m = model(feats, init=init, residual=residual, self_weighted=self_weighted)
-    if init == "identity":  # move away from the exact identity so every path carries gradient
+    params = {"skip": True, "hidden_dim": 6} if init == "skip" else {"init": init}
+    m = model(feats, residual=residual, self_weighted=self_weighted, **params)
+    if init in ("identity", "skip"):  # move away from the exact identity so every path carries gradient
         m.partial_fit(*(feats[triplets(labels, 30, 5)[:, i]] for i in range(3)), batch_size=4)
     t = triplets(labels, 7, 1)
     a, p, n = feats[t[:, 0]], feats[t[:, 1]], feats[t[:, 2]]
@@ -69,6 +70,7 @@ def test_fast_gradients_equal_autograd(init: str, residual: bool, self_weighted:
         m.alpha,
         m.config.tau,
         self_weighted,
+        m.config.skip,
     )
     np.testing.assert_allclose(values, losses.detach().numpy(), atol=1e-5)
     for want, got in zip(grads, fast, strict=True):
@@ -115,9 +117,10 @@ def test_gradient_routing() -> None:
         np.testing.assert_allclose(hidden_w[l_hidden - 1], want, atol=1e-6)
 
 
-def test_zero_feedback_equivalence() -> None:
+@pytest.mark.parametrize("params", [{}, {"skip": True, "hidden_dim": 6}])
+def test_zero_feedback_equivalence(params: dict) -> None:
     feats, labels = data()
-    m = model(feats)
+    m = model(feats, **params)
     x = feats / np.linalg.norm(feats, axis=1, keepdims=True)
     emb = m.embed(feats)
     assert emb.dtype == np.float32 and emb.shape == (len(feats), m.embed_dim)
@@ -203,3 +206,28 @@ def test_invalid_parameters() -> None:
         OAHU(DIM)  # the default basis (256) is larger than this input
     with pytest.raises(ValueError):
         OAHU(DIM, basis_dim=8, embedding_dim=8, hidden_dim=10)
+
+
+def test_skip_config_rules_and_learning() -> None:
+    feats, labels = data()
+    with pytest.raises(ValueError):
+        OAHU(DIM, basis_features=feats, basis_dim=8, embedding_dim=6, hidden_dim=4, skip=True)
+    m = OAHU(DIM, basis_features=feats, basis_dim=8, embedding_dim=8, hidden_dim=12, skip=True)  # narrow hidden
+    t = triplets(labels, 200, 4)
+    m.partial_fit(feats[t[:, 0]], feats[t[:, 1]], feats[t[:, 2]], batch_size=8)
+    assert not np.allclose(m.network.embeddings[1].weight.detach().numpy(), 0.0)
+
+
+def test_anchor_decay_pulls_towards_the_initial_weights() -> None:
+    feats, labels = data()
+    t = triplets(labels, 400, 6)
+    args = (feats[t[:, 0]], feats[t[:, 1]], feats[t[:, 2]])
+    free, anchored = model(feats, lr=0.5), model(feats, lr=0.5, anchor_decay=0.5)
+    start = [p.copy() for p in free._params.all()]
+    free.partial_fit(*args, batch_size=8)
+    anchored.partial_fit(*args, batch_size=8)
+
+    def drift(m: OAHU) -> float:
+        return sum(float(np.square(p - s).sum()) for p, s in zip(m._params.all(), start, strict=True))
+
+    assert 0.0 < drift(anchored) < drift(free)
