@@ -4,7 +4,7 @@
 
 The machine is shared, so absolute numbers drift with other people's jobs: every configuration is
 measured in each of ``--rounds`` interleaved rounds and the table shows the median and the ratio to
-the chosen default measured in the same rounds. Results: docs/benchmarks-foundation.md.
+the chosen default measured in the same rounds. Results: docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ approximate index look bad): `--clusters` unit-norm centres, each vector = centr
 norm ~`--noise`, L2-normalised, searched by inner product like the app. Queries are fresh vectors
 from the same clusters (not in the index). The HNSW graph is built once through
 `retrieval.index.build_index` and cached under --cache (keyed by the data parameters and factory).
-Queries run one at a time, as the app does. Results: docs/benchmarks-foundation.md.
+Queries run one at a time, as the app does. Results: docs/benchmarks.md.
 """
 
 from __future__ import annotations

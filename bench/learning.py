@@ -1,4 +1,4 @@
-"""Learning benchmark on CUB-100: feedback adaptation and unseen species (see docs/benchmarks-learning.md)."""
+"""Learning benchmark on CUB-100: feedback adaptation and unseen species (see docs/benchmarks.md)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ the app's own `build_and_activate` (factory from REFIND_INDEX_FACTORY, default F
 serves the real app on 127.0.0.1 and every query JPEG (distinct CUB photos, so the app really stores
 and embeds each one) is sent once to ``POST /api/v1/search/``, alternating with the in-process path
 on the same photo and the same index file, so both see the same machine load. Requests carry no
-cookies (each creates a session, like a plain API client). Results: docs/benchmarks-foundation.md.
+cookies (each creates a session, like a plain API client). Results: docs/benchmarks.md.
 """
 
 from __future__ import annotations

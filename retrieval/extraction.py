@@ -3,7 +3,7 @@
 The backbone runs as a CPU-optimised copy (`retrieval.backbones.optimize_for_cpu`: padding and
 BatchNorm folded into the convolutions, channels_last) over *micro-batches* of one image: on a small
 CPU a larger forward batch is slower per image, because MobileNet-style networks are memory-bound
-and a batch's activations no longer fit in cache (docs/benchmarks-foundation.md). ``batch_size`` is
+and a batch's activations no longer fit in cache (docs/benchmarks.md). ``batch_size`` is
 only the grouping of `stream`'s output (how many images are decoded ahead and stored together).
 
 The backbone runs with one torch (OpenMP) thread: with two, every one of its ~100 parallel regions

@@ -43,7 +43,7 @@ def set_search_threads(threads: int = 1) -> None:
 
     The app searches one query at a time; with more than one OpenMP thread every search ends in a
     barrier that waits for a second thread, which on a busy 2-core machine waits for a scheduler
-    time slice: measured 10x slower p50 (docs/benchmarks-foundation.md). Call once at start-up in
+    time slice: measured 10x slower p50 (docs/benchmarks.md). Call once at start-up in
     processes that serve searches; index builds may raise it again for the duration of a build.
     """
     faiss.omp_set_num_threads(max(1, int(threads)))
