@@ -37,6 +37,7 @@ class Config:
     torch_threads: int
     decode_threads: int = 1
     batch_size: int = 16
+    parallel: int = 1
 
 
 def sample_paths(root: Path, count: int) -> list[str]:
@@ -54,14 +55,16 @@ def model_configs() -> list[Config]:
         for optimize in (True, False):
             for micro in (1, 4, 32):
                 label = "optimised" if optimize else "eager"
-                configs.append(Config(f"{label} mb={micro} t={threads}", optimize, micro, threads))
+                configs.append(Config(f"{label} mb={micro} t={threads} parallel=1", optimize, micro, threads))
+    configs.append(Config("optimised mb=1 t=1 parallel=2", True, 1, 1, parallel=2))
     return configs
 
 
 def end_to_end_configs() -> list[Config]:
     """The default first (ratios are relative to it), then the naive loop and the alternatives we rejected."""
     return [
-        Config("default: optimised mb=1 t=1 decode=1", True, 1, 1, 1),
+        Config("default: optimised mb=1 t=1 decode=1 parallel=2", True, 1, 1, 1, parallel=2),
+        Config("optimised mb=1 t=1 decode=1 parallel=1", True, 1, 1, 1),
         Config("optimised mb=1 t=2 decode=1", True, 1, 2, 1),
         Config("optimised mb=2 t=1 decode=1", True, 2, 1, 1),
         Config("optimised mb=4 t=2 decode=1", True, 4, 2, 1),
@@ -152,7 +155,7 @@ def main() -> None:
     def extractor_for(config: Config) -> FeatureExtractor:
         extractor = extractors[config.optimize]
         extractor.micro_batch, extractor.batch_size = config.micro_batch, config.batch_size
-        extractor.threads = config.torch_threads
+        extractor.threads, extractor.parallel = config.torch_threads, config.parallel
         return extractor
 
     decode_rate = statistics.median(time_decode(backbone, paths) for _ in range(args.rounds))
@@ -163,7 +166,7 @@ def main() -> None:
         model = interleave(
             model_configs(), args.rounds, lambda c: time_model(extractor_for(c), crops, args.max_seconds)
         )
-        print_table(f"Model only ({len(crops)} crops, no decoding)", model, "optimised mb=1 t=1")
+        print_table(f"Model only ({len(crops)} crops, no decoding)", model, "optimised mb=1 t=1 parallel=1")
 
     configs = end_to_end_configs()
     e2e = interleave(

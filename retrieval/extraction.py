@@ -15,6 +15,7 @@ runs; more decode threads only compete with it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ DEFAULT_BATCH_SIZE = 16
 DEFAULT_MICRO_BATCH = 1
 DEFAULT_DECODE_THREADS = 1
 DEFAULT_TORCH_THREADS = 1
+DEFAULT_PARALLEL = os.cpu_count() or 1  # single-threaded forward passes side by side: ~2x on 2 cores
 
 
 def preprocess(rgb: Image.Image, backbone: Backbone) -> np.ndarray:
@@ -72,24 +74,34 @@ class FeatureExtractor:
     def __init__(
         self, backbone: Backbone, batch_size: int = DEFAULT_BATCH_SIZE, *,
         micro_batch: int = DEFAULT_MICRO_BATCH, threads: int | None = DEFAULT_TORCH_THREADS, optimize: bool = True,
+        parallel: int = DEFAULT_PARALLEL,
     ) -> None:
         self.backbone = backbone
         self.batch_size = max(1, batch_size)
         self.micro_batch = max(1, micro_batch)
         self.threads = threads
+        self.parallel = max(1, parallel)
         self.model = optimize_for_cpu(backbone.model) if optimize else backbone.model
         self._mean = torch.tensor(backbone.mean).view(1, 3, 1, 1) * 255.0
         self._std = torch.tensor(backbone.std).view(1, 3, 1, 1) * 255.0
 
-    @torch.inference_mode()
     def features(self, crops: list[np.ndarray]) -> np.ndarray:
-        """Pooled features (N x dim, float32) for HxWx3 uint8 crops."""
+        """Pooled features (N x dim, float32) for HxWx3 uint8 crops; micro-batches run on `parallel` threads."""
         out = np.empty((len(crops), self.backbone.dim), dtype=np.float32)
+        starts = range(0, len(crops), self.micro_batch)
         with torch_threads(self.threads):
-            for start in range(0, len(crops), self.micro_batch):
-                chunk = np.stack(crops[start : start + self.micro_batch])
-                out[start : start + len(chunk)] = self.model(self._to_input(chunk)).numpy()
+            if self.parallel > 1 and len(starts) > 1:
+                with ThreadPoolExecutor(max_workers=min(self.parallel, len(starts))) as pool:
+                    list(pool.map(lambda start: self._forward_into(out, crops, start), starts))
+            else:
+                for start in starts:
+                    self._forward_into(out, crops, start)
         return out
+
+    @torch.inference_mode()
+    def _forward_into(self, out: np.ndarray, crops: list[np.ndarray], start: int) -> None:
+        chunk = np.stack(crops[start : start + self.micro_batch])
+        out[start : start + len(chunk)] = self.model(self._to_input(chunk)).numpy()
 
     def _to_input(self, chunk: np.ndarray) -> torch.Tensor:
         """NHWC uint8 -> normalised float NCHW with channels_last strides (NHWC memory, no copy to NCHW)."""

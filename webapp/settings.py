@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -132,6 +133,7 @@ except IndexFactoryError as exc:
 HNSW_EF_SEARCH = env_int("REFIND_HNSW_EF_SEARCH", 128, minimum=1, maximum=100_000)
 SEARCH_THREADS = env_int("REFIND_SEARCH_THREADS", 1, minimum=1, maximum=256)
 EXTRACT_BATCH_SIZE = env_int("REFIND_EXTRACT_BATCH_SIZE", 16, minimum=1, maximum=512)
+EXTRACT_PARALLEL = env_int("REFIND_EXTRACT_PARALLEL", os.cpu_count() or 1, minimum=1, maximum=256)
 SEARCH_DEFAULT_K = 20
 SEARCH_MAX_K = 100
 # Feedback → triplets (docs/feedback.md)

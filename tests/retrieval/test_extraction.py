@@ -132,3 +132,11 @@ def test_torch_threads_restores_the_process_setting() -> None:
     with torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_parallel_forward_passes_give_the_same_features() -> None:
+    backbone = load_backbone()
+    crops = [np.random.default_rng(i).integers(0, 256, (224, 224, 3), dtype=np.uint8) for i in range(5)]
+    sequential = FeatureExtractor(backbone, parallel=1).features(crops)
+    side_by_side = FeatureExtractor(backbone, parallel=3).features(crops)
+    np.testing.assert_allclose(side_by_side, sequential, rtol=1e-5, atol=1e-6)

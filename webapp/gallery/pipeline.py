@@ -24,7 +24,7 @@ def backbone() -> Backbone:
 
 @lru_cache(maxsize=1)
 def extractor() -> FeatureExtractor:
-    return FeatureExtractor(backbone(), settings.EXTRACT_BATCH_SIZE)
+    return FeatureExtractor(backbone(), settings.EXTRACT_BATCH_SIZE, parallel=settings.EXTRACT_PARALLEL)
 
 
 def feature_dim(backbone_name: str) -> int:
