@@ -15,11 +15,14 @@ mkdir -p "$DATA/log"
 python manage.py migrate --noinput -v0
 python manage.py seed_demo
 python manage.py ensure_admin > "$DATA/admin-login.txt"
-celery -A webapp worker -Q default,training --concurrency 1 --loglevel INFO > "$DATA/log/worker.log" 2>&1 &
+# Two workers so that a training run never waits behind index builds and reports (docs/learning.md).
+celery -A webapp worker -Q default -n default@%h --concurrency 1 --loglevel INFO > "$DATA/log/worker.log" 2>&1 &
 worker=$!
+celery -A webapp worker -Q training -n training@%h --concurrency 1 --loglevel INFO > "$DATA/log/trainer.log" 2>&1 &
+trainer=$!
 celery -A webapp beat --loglevel INFO > "$DATA/log/beat.log" 2>&1 &
 beat=$!
-trap 'kill $worker $beat 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
+trap 'kill $worker $trainer $beat 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 
 echo
 echo "Refind is running at http://$HOST:$PORT/  (API docs: http://$HOST:$PORT/api/docs/)"
