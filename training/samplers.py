@@ -20,6 +20,22 @@ def m_per_class_batches(
     return [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
 
 
+def drop_contradictions(triplets: np.ndarray) -> np.ndarray:
+    """Rows (anchor, positive, negative) minus those whose pair is also judged the other way for that anchor.
+
+    Feedback can contradict itself (an image clicked once and marked "not similar" another time); pair
+    losses cannot take a pair that is both positive and negative, and neither direction is trustworthy.
+    """
+    triplets = np.asarray(triplets, dtype=np.int64).reshape(-1, 3)
+    positive = {(int(a), int(p)) for a, p, _ in triplets}
+    negative = {(int(a), int(n)) for a, _, n in triplets}
+    both = positive & negative
+    if not both:
+        return triplets
+    keep = [(int(a), int(p)) not in both and (int(a), int(n)) not in both for a, p, n in triplets]
+    return triplets[np.array(keep, dtype=bool)]
+
+
 def triplet_batches(num_triplets: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
     """One epoch of shuffled triplet-row batches, reproducible from (seed, epoch)."""
     order = np.random.default_rng((seed, epoch)).permutation(num_triplets)

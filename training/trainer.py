@@ -21,7 +21,13 @@ from torch.nn import functional as F
 from training.device import resolve_device, seed_everything
 from training.losses.registry import REGISTRY, build_loss
 from training.oahu import atomic_torch_save
-from training.samplers import batch_from_triplets, click_groups, m_per_class_batches, triplet_batches
+from training.samplers import (
+    batch_from_triplets,
+    click_groups,
+    drop_contradictions,
+    m_per_class_batches,
+    triplet_batches,
+)
 
 ProgressCallback = Callable[[int, int, float], None]
 
@@ -118,7 +124,7 @@ def fine_tune(
     device = resolve_device(config.device)
     seed_everything(config.seed)
 
-    triplet_rows = None if triplets is None else np.asarray(triplets, dtype=np.int64).reshape(-1, 3)
+    triplet_rows = None if triplets is None else drop_contradictions(triplets)
     if labels is not None:
         item_labels = np.asarray(labels, dtype=np.int64)
     elif triplet_rows is not None:

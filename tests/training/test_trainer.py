@@ -7,7 +7,7 @@ import pytest
 
 from training.device import resolve_device
 from training.evaluation import evaluate
-from training.samplers import click_groups
+from training.samplers import click_groups, drop_contradictions
 from training.trainer import LinearHead, fine_tune
 
 
@@ -92,3 +92,12 @@ def test_seeded_runs_repeat() -> None:
 def test_device_auto_is_cpu_or_cuda() -> None:
     assert resolve_device("auto").type in {"cpu", "cuda"}
     assert resolve_device("cpu").type == "cpu"
+
+
+def test_contradicting_feedback_is_dropped_before_pair_losses() -> None:
+    rows = np.array([(0, 1, 2), (0, 2, 3), (0, 4, 5), (6, 7, 8)])  # for anchor 0, image 2 is both + and -
+    np.testing.assert_array_equal(drop_contradictions(rows), [(0, 4, 5), (6, 7, 8)])
+    feats, labels = data()
+    noisy = np.concatenate([triplets(labels, 60), [(0, 1, 2), (0, 2, 1)]])
+    result = fine_tune(feats, None, noisy, loss="multi_similarity", steps=3, batch_size=16)
+    assert result.steps_done == 3
