@@ -101,3 +101,12 @@ def parse_database_url(url: str, base_dir: Path) -> dict:
     raise ImproperlyConfigured(
         f"DATABASE_URL={url!r}: unsupported scheme {parsed.scheme!r}; use sqlite:/// or postgres://."
     )
+
+
+def env_rate(name: str, default: str) -> str:
+    """A rate like ``120/min`` (per s, sec, m, min, h, hour, d or day), as DRF's throttles take it."""
+    value = env_str(name, default)
+    number, _, period = value.partition("/")
+    if not number.isdigit() or period not in {"s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day"}:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate like 120/min.")
+    return value

@@ -14,6 +14,7 @@ from webapp.env import (
     env_float,
     env_int,
     env_list,
+    env_rate,
     env_str,
     parse_database_url,
 )
@@ -34,6 +35,13 @@ ALLOWED_HOSTS = env_list(
     "DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]", "testserver"]
 )
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+# Cache (rate-limit counters): per process by default; share it between processes through Redis.
+_cache_url = env_str("REFIND_CACHE_URL")
+CACHES = {"default": (
+    {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+    if _cache_url else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+)}
 
 # Where Refind keeps its files: media (originals, thumbnails), feature caches, models and indexes.
 DATA_DIR = Path(env_str("REFIND_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -196,6 +204,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_PAGINATION_CLASS": "webapp.pagination.Pagination",
+    "DEFAULT_THROTTLE_RATES": {
+        "search": env_rate("REFIND_THROTTLE_SEARCH", "120/min"),
+        "feedback": env_rate("REFIND_THROTTLE_FEEDBACK", "600/min"),
+    },
     "PAGE_SIZE": env_int("REFIND_API_PAGE_SIZE", 50, minimum=1, maximum=1000),
     "EXCEPTION_HANDLER": "webapp.search.api_errors.exception_handler",
 }

@@ -30,6 +30,9 @@ def data_dir(tmp_path: Path, settings) -> Path:
     settings.INDEXES_DIR = root / "indexes"
     settings.INDEX_CHECK_SECONDS = 0.0
     settings.ONLINE_LEARNING = False  # learning tests turn it on and run tasks eagerly
+    from django.core.cache import cache
+
+    cache.clear()  # rate-limit history starts empty in every test
     pipeline.reset_data_caches()
     yield root
     pipeline.reset_data_caches()

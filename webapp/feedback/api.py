@@ -10,6 +10,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from webapp.feedback import impressions
@@ -37,6 +38,9 @@ class FeedbackResponseSerializer(serializers.Serializer):
 
 
 class FeedbackView(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "feedback"
+
     @extend_schema(
         request=FeedbackRequestSerializer,
         responses={
@@ -45,6 +49,7 @@ class FeedbackView(APIView):
             400: OpenApiResponse(ERROR, description="Malformed, or the image was not shown for that query."),
             404: OpenApiResponse(ERROR, description="No such query/image, or not your impression."),
             409: OpenApiResponse(ERROR, description="The opposite verdict was already given."),
+            429: OpenApiResponse(ERROR, description="Rate limit (REFIND_THROTTLE_FEEDBACK)."),
         },
         summary="Record a click or an explicit similar / not-similar judgement",
     )

@@ -9,9 +9,11 @@ from django.views.decorators.http import require_POST
 from webapp.feedback import impressions
 from webapp.feedback.models import Judgement
 from webapp.feedback.triplets import FeedbackConflict, FeedbackRejected, record_judgement
+from webapp.throttling import throttled
 
 
 @require_POST
+@throttled("feedback")
 def judge(request: HttpRequest) -> HttpResponse:
     kind = request.POST.get("judgement", "")
     try:

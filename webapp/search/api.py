@@ -8,6 +8,7 @@ from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from webapp.feedback import impressions
@@ -51,12 +52,15 @@ ERROR = inline_serializer("Error", {"detail": serializers.CharField()})
 
 class SearchView(APIView):
     parser_classes = [MultiPartParser, FormParser]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "search"
 
     @extend_schema(
         request=SearchRequestSerializer,
         responses={
             200: SearchResponseSerializer,
             400: OpenApiResponse(ERROR, description="Not a usable image, or bad parameters."),
+            429: OpenApiResponse(ERROR, description="Rate limit (REFIND_THROTTLE_SEARCH)."),
             503: OpenApiResponse(ERROR, description="No index is active yet."),
         },
         summary="Search the gallery with an image",

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 from webapp.feedback import impressions
 from webapp.gallery.models import Image
 from webapp.search import service
+from webapp.throttling import throttled
 
 PAGE_SIZE = settings.SEARCH_DEFAULT_K
 
@@ -34,6 +35,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+@throttled("search")
 def search_upload(request: HttpRequest) -> HttpResponse:
     upload = request.FILES.get("image")
     if upload is None:
@@ -51,6 +53,7 @@ def search_upload(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@throttled("search")
 def search_similar(request: HttpRequest, image_id: int) -> HttpResponse:
     query = get_object_or_404(Image, pk=image_id)
     try:
