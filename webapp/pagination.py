@@ -1,8 +1,16 @@
-"""API pagination: ?page=N and ?page_size=M (at most 1000)."""
+"""API pagination: ?page=N and ?page_size=M (1 to 1000); a malformed page_size is a 400, not ignored."""
 
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 
 
 class Pagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def get_page_size(self, request) -> int:
+        values = request.query_params.getlist(self.page_size_query_param)
+        if values:
+            if len(values) > 1 or not values[0].isdigit() or not 1 <= int(values[0]) <= self.max_page_size:
+                raise ValidationError({"page_size": f"must be one whole number from 1 to {self.max_page_size}."})
+        return super().get_page_size(request)
