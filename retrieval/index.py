@@ -91,15 +91,22 @@ class IndexHolder:
     `resolve` returns (version, path) of the active index and is cheap to call (e.g. one
     database query); `prepare` sets search-time parameters on each loaded index. A search takes
     a reference to the current `LoadedIndex`; a swap replaces the reference, so searches in flight
-    finish on the index they started with.
+    finish on the index they started with. An index that cannot be loaded (missing or corrupted file)
+    is reported once through `on_error(version, exception)` and not retried; the index already loaded
+    keeps serving (the error propagates only when there is none).
     """
 
     def __init__(
-        self, resolve: Callable[[], tuple[int, str] | None], prepare: Callable[[faiss.Index], faiss.Index] | None = None
+        self,
+        resolve: Callable[[], tuple[int, str] | None],
+        prepare: Callable[[faiss.Index], faiss.Index] | None = None,
+        on_error: Callable[[int, Exception], None] | None = None,
     ) -> None:
         self._resolve = resolve
         self._prepare = prepare or (lambda index: index)
+        self._on_error = on_error or (lambda version, exc: None)
         self._current: LoadedIndex | None = None
+        self._failed: dict[tuple[int, str], Exception] = {}
         self._lock = threading.Lock()
 
     def current(self) -> LoadedIndex | None:
@@ -111,6 +118,15 @@ class IndexHolder:
         if loaded is not None and (loaded.version, loaded.path) == (version, path):
             return loaded
         with self._lock:
-            if self._current is None or (self._current.version, self._current.path) != (version, path):
-                self._current = LoadedIndex(version, path, self._prepare(load_index(path)))
+            if self._current is not None and (self._current.version, self._current.path) == (version, path):
+                return self._current
+            if (version, path) not in self._failed:
+                try:
+                    self._current = LoadedIndex(version, path, self._prepare(load_index(path)))
+                    return self._current
+                except (RuntimeError, OSError) as exc:
+                    self._failed[(version, path)] = exc
+                    self._on_error(version, exc)
+            if self._current is None:
+                raise self._failed[(version, path)]
             return self._current

@@ -78,6 +78,7 @@ class IndexVersion(models.Model):
     dim = models.PositiveIntegerField()
     ntotal = models.PositiveIntegerField()
     is_active = models.BooleanField(default=False)
+    load_error = models.TextField(blank=True, help_text="Why a web process could not load this index.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp.feedback.models import Impression, Judgement, Triplet
-from webapp.gallery.models import Image, ModelVersion
+from webapp.gallery.models import Image, IndexVersion, ModelVersion
 from webapp.learning import claims, plots
 from webapp.learning.forms import RetrainForm
 from webapp.learning.models import TrainingRun
@@ -29,6 +29,7 @@ def _context(form: RetrainForm | None = None) -> dict:
             "triplets": Triplet.objects.count(),
         },
         "current": claims.holder(),
+        "index_errors": IndexVersion.objects.exclude(load_error="").order_by("-id")[:5],
         "runs": TrainingRun.objects.select_related("candidate")[:20],
         "versions": version_rows(),
         "ks": KS,

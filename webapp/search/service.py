@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ from retrieval.index_tuning import apply_search_params, set_search_threads
 from webapp.gallery import pipeline
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
 from webapp.gallery.storing import store_image
+
+logger = logging.getLogger(__name__)
 
 
 class SearchUnavailable(RuntimeError):
@@ -54,7 +57,16 @@ class _ActiveIndex:
         return self._value
 
 
-_holder = IndexHolder(_ActiveIndex(), prepare=lambda index: apply_search_params(index, settings.HNSW_EF_SEARCH))
+def _report_unloadable(version: int, exc: Exception) -> None:
+    """Log it and show it to staff (dashboard); the previously loaded index keeps serving."""
+    logger.error("Index version %s cannot be loaded; still serving the previous one: %s", version, exc)
+    IndexVersion.objects.filter(pk=version).update(load_error=f"{type(exc).__name__}: {exc}"[:2000])
+
+
+_holder = IndexHolder(
+    _ActiveIndex(), prepare=lambda index: apply_search_params(index, settings.HNSW_EF_SEARCH),
+    on_error=_report_unloadable,
+)
 _threads_set = False
 
 
@@ -86,7 +98,10 @@ def store_query(data: bytes, original_name: str = "") -> Image:
 def search_similar(query: Image, k: int = settings.SEARCH_DEFAULT_K, offset: int = 0) -> SearchResult:
     """Rank the gallery for a stored image; the query itself (same SHA-256) is never a result."""
     _search_threads_once()
-    loaded = _holder.current()
+    try:
+        loaded = _holder.current()
+    except (RuntimeError, OSError) as exc:
+        raise SearchUnavailable("The search index cannot be loaded right now; staff have been told.") from exc
     if loaded is None:
         raise SearchUnavailable("No index is active yet: import images first.")
     index_version = IndexVersion.objects.select_related("model_version").get(pk=loaded.version)
