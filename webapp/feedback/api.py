@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from django.http import StreamingHttpResponse
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.permissions import IsAdminUser
@@ -110,8 +111,6 @@ def filter_triplets(params) -> tuple[object, str | None]:
     except ValueError:
         return None, "anchor, image and after must be whole numbers."
     if since := params.get("since"):
-        from django.utils.dateparse import parse_datetime
-
         moment = parse_datetime(since)
         if moment is None:
             return None, "since must be an ISO date-time, e.g. 2026-01-31T12:00:00Z."

@@ -17,13 +17,18 @@ logger = logging.getLogger(__name__)
 EMBED_CHUNK = 8192
 
 
+def indexable_ids(store) -> np.ndarray:
+    """Ids of gallery images whose features are cached (what an index holds)."""
+    gallery = np.fromiter(
+        Image.objects.filter(role=Image.Role.GALLERY).values_list("id", flat=True), dtype=np.int64
+    )
+    return gallery[store.contains(gallery)] if len(gallery) else gallery
+
+
 def gallery_vectors(version: ModelVersion) -> tuple[np.ndarray, np.ndarray]:
     """(ids, vectors) of every gallery image with cached features, embedded by `version`."""
     store = pipeline.feature_store(version.backbone)
-    gallery_ids = np.fromiter(
-        Image.objects.filter(role=Image.Role.GALLERY).values_list("id", flat=True), dtype=np.int64
-    )
-    ids = gallery_ids[store.contains(gallery_ids)]
+    ids = indexable_ids(store)
     dim = pipeline.head_for(version).output_dim(store.dim)
     vectors = np.empty((len(ids), dim), dtype=np.float32)
     for start in range(0, len(ids), EMBED_CHUNK):
@@ -61,8 +66,4 @@ def index_is_stale() -> bool:
     active = IndexVersion.objects.filter(is_active=True).first()
     if active is None:
         return Image.objects.filter(role=Image.Role.GALLERY).exists()
-    store = pipeline.feature_store(active.model_version.backbone)
-    gallery_ids = np.fromiter(
-        Image.objects.filter(role=Image.Role.GALLERY).values_list("id", flat=True), dtype=np.int64
-    )
-    return int(store.contains(gallery_ids).sum()) != active.ntotal
+    return len(indexable_ids(pipeline.feature_store(active.model_version.backbone))) != active.ntotal

@@ -28,25 +28,31 @@ def is_heldout_impression(impression_id: int) -> bool:
     return every > 0 and impression_id % every == 0
 
 
+def labelled_gallery(store) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, labels, held-out mask) of labelled gallery images with cached features, in id order."""
+    rows = list(Image.objects.filter(role=Image.Role.GALLERY).exclude(label="").order_by("id")
+                .values_list("id", "label", "split"))
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    labels = np.array([r[1] for r in rows], dtype=object)
+    heldout = np.array([r[2] == Image.Split.HELDOUT for r in rows], dtype=bool)
+    keep = store.contains(ids) if len(ids) else np.zeros(0, dtype=bool)
+    return ids[keep], labels[keep], heldout[keep]
+
+
 def labelled_report(version: ModelVersion) -> dict | None:
     store = pipeline.feature_store(version.backbone)
-    rows = list(Image.objects.filter(role=Image.Role.GALLERY).exclude(label="").values_list("id", "label", "split"))
-    if not rows:
+    ids, labels, heldout = labelled_gallery(store)
+    if not len(ids):
         return None
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    keep = store.contains(ids)
-    ids = ids[keep]
-    labels = np.array([r[1] for r, k in zip(rows, keep, strict=True) if k])
-    splits = np.array([r[2] for r, k in zip(rows, keep, strict=True) if k])
-    query_mask = splits == Image.Split.HELDOUT
+    query_mask = heldout.copy()
     if query_mask.sum() < MIN_LABELLED_QUERIES:
         query_mask = np.ones(len(ids), dtype=bool)
     if query_mask.sum() < MIN_LABELLED_QUERIES or len(set(labels)) < 2:
         return None
     embeddings = pipeline.embed(version, store.get(ids))
-    metrics = evaluate(embeddings, np.unique(labels, return_inverse=True)[1], query_mask=query_mask)
+    metrics = evaluate(embeddings, np.unique(labels.astype(str), return_inverse=True)[1], query_mask=query_mask)
     return {**metrics, "queries": int(query_mask.sum()), "gallery": len(ids),
-            "protocol": "held-out split" if (splits == Image.Split.HELDOUT).sum() >= 2 else "all labelled"}
+            "protocol": "held-out split" if heldout.sum() >= MIN_LABELLED_QUERIES else "all labelled"}
 
 
 def feedback_report(version: ModelVersion) -> dict | None:
@@ -93,13 +99,8 @@ def quick_recall_at_1(
     `gallery` = (ids, vectors) already embedded by `version` (indexing.gallery_vectors) saves embedding again.
     """
     store = pipeline.feature_store(version.backbone)
-    rows = list(Image.objects.filter(role=Image.Role.GALLERY).exclude(label="").order_by("id")
-                .values_list("id", "label", "split"))
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    keep = store.contains(ids) if len(ids) else np.zeros(0, dtype=bool)
-    heldout = np.array([r[2] == Image.Split.HELDOUT for r in rows], dtype=bool)[keep] if len(ids) else keep
+    ids, labels, heldout = labelled_gallery(store)
     if heldout.sum() >= MIN_LABELLED_QUERIES:
-        ids, labels = ids[keep], np.array([r[1] for r in rows])[keep]
         if gallery is not None:
             position = {int(i): n for n, i in enumerate(gallery[0].tolist())}
             vectors = gallery[1][[position[int(i)] for i in ids]]

@@ -12,7 +12,8 @@ from training.oahu import OAHU, OAHUConfig
 from webapp.feedback import consumer
 from webapp.feedback.models import Triplet
 from webapp.gallery import pipeline
-from webapp.gallery.models import Image, ModelVersion
+from webapp.gallery.indexing import indexable_ids
+from webapp.gallery.models import ModelVersion
 from webapp.learning.evaluation import is_heldout_impression
 from webapp.learning.models import AlphaSnapshot
 
@@ -24,8 +25,7 @@ BASIS_SAMPLE = 4096  # enough to estimate the top principal directions; SVD stay
 def new_learner(backbone: str) -> OAHU:
     """A learner that starts as the pretrained metric, its basis fitted on gallery features."""
     store = pipeline.feature_store(backbone)
-    gallery = np.fromiter(Image.objects.filter(role=Image.Role.GALLERY).values_list("id", flat=True), np.int64)
-    gallery = gallery[store.contains(gallery)]
+    gallery = indexable_ids(store)
     if len(gallery) > BASIS_SAMPLE:
         gallery = np.random.default_rng(0).choice(gallery, BASIS_SAMPLE, replace=False)
     params = {**asdict(OAHUConfig(input_dim=store.dim)), **settings.OAHU_PARAMS}
@@ -74,5 +74,5 @@ def _publish_if_enough(active: ModelVersion, artifact: str, watermark: int, lear
     return ModelVersion.objects.create(
         backbone=active.backbone, head_kind="oahu", head_file=artifact, parent=active, triplet_watermark=watermark,
         config={"mode": "oahu", "triplets_seen": learner.triplets_seen, "alpha": [float(a) for a in learner.alpha],
-                **{k: v for k, v in settings.OAHU_PARAMS.items()}},
+                **settings.OAHU_PARAMS},
     )

@@ -69,8 +69,8 @@ def promote_or_reject(candidate: ModelVersion) -> bool:
 def rollback(version: ModelVersion) -> IndexVersion:
     """Serve `version` again: re-activate its newest index if it covers today's gallery, else rebuild."""
     latest = version.indexes.order_by("-id").first()
-    gallery_size = Image.objects.filter(role=Image.Role.GALLERY).count()
-    if latest is not None and latest.ntotal == gallery_size and (settings.DATA_DIR / latest.path).exists():
+    indexable = len(indexing.indexable_ids(pipeline.feature_store(version.backbone)))
+    if latest is not None and latest.ntotal == indexable and (settings.DATA_DIR / latest.path).exists():
         latest.activate()
         return latest
     return indexing.build_and_activate(version)
