@@ -89,7 +89,8 @@ class IndexHolder:
     """Keeps the active index of a process and swaps it when a newer version becomes active.
 
     `resolve` returns (version, path) of the active index and is cheap to call (e.g. one
-    database query); `prepare` sets search-time parameters on each loaded index. A search takes
+    database query); `load` reads the index at a path (default `load_index`; a caller may fetch a
+    stored name into a local file first); `prepare` sets search-time parameters on each loaded index. A search takes
     a reference to the current `LoadedIndex`; a swap replaces the reference, so searches in flight
     finish on the index they started with. An index that cannot be loaded (missing or corrupted file)
     is reported once through `on_error(version, exception)` and not retried; the index already loaded
@@ -101,8 +102,10 @@ class IndexHolder:
         resolve: Callable[[], tuple[int, str] | None],
         prepare: Callable[[faiss.Index], faiss.Index] | None = None,
         on_error: Callable[[int, Exception], None] | None = None,
+        load: Callable[[str], faiss.Index] | None = None,
     ) -> None:
         self._resolve = resolve
+        self._load = load or load_index
         self._prepare = prepare or (lambda index: index)
         self._on_error = on_error or (lambda version, exc: None)
         self._current: LoadedIndex | None = None
@@ -122,7 +125,7 @@ class IndexHolder:
                 return self._current
             if (version, path) not in self._failed:
                 try:
-                    self._current = LoadedIndex(version, path, self._prepare(load_index(path)))
+                    self._current = LoadedIndex(version, path, self._prepare(self._load(path)))
                     return self._current
                 except (RuntimeError, OSError) as exc:
                     self._failed[(version, path)] = exc
