@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -15,6 +16,8 @@ from tests.webapp.multihost import become_host, files_under
 from webapp import artifacts
 from webapp.feedback import consumer
 from webapp.feedback.splits import split_gallery
+from webapp.gallery import indexing, pipeline
+from webapp.gallery.features import ensure_features
 from webapp.gallery.importer import import_tree
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
 from webapp.learning.models import TrainingRun
@@ -118,3 +121,21 @@ def test_a_missing_artifact_is_a_clear_error(object_storage) -> None:
         artifacts.fetch("models/gone.pt")
     with pytest.raises(Exception, match="outside"):
         artifacts.fetch("../../etc/passwd")
+
+
+def test_a_host_extracts_the_features_it_lacks_from_the_stored_originals(
+    object_storage, demo_folder, tmp_path, settings, monkeypatch, caplog
+) -> None:
+    become_host(settings, monkeypatch, tmp_path / "host-a")
+    import_tree(demo_folder, labels_from_dirs=True)
+    ids = np.array(sorted(Image.objects.values_list("id", flat=True)), dtype=np.int64)
+    extracted_on_a = pipeline.feature_store().get(ids)
+    lost = Image.objects.get(pk=ids[-1])
+    object_storage.joinpath(lost.file.name).unlink()  # an original gone from the storage
+
+    become_host(settings, monkeypatch, tmp_path / "host-b")
+    store = ensure_features(ids)
+    assert store.contains(ids).tolist() == [True] * (len(ids) - 1) + [False]
+    np.testing.assert_allclose(store.get(ids[:-1]), extracted_on_a[:-1], atol=1e-4)
+    assert "Cannot extract features of 1 images" in caplog.text
+    assert indexing.build_and_activate().ntotal == len(ids) - 1  # indexed without it, nothing crashed
