@@ -88,12 +88,14 @@ class LoadedIndex:
 class IndexHolder:
     """Keeps the active index of a process and swaps it when a newer version becomes active.
 
-    `resolve` returns (version, path) of the active index and is cheap to call (e.g. one
-    database query); `prepare` sets search-time parameters on each loaded index. A search takes
+    `resolve` returns (version, path) of the active index and is cheap to call (e.g. one database
+    query); `load` reads the index at a path (default `load_index`; a caller may first fetch a stored
+    name into a local file); `prepare` sets search-time parameters on each loaded index. A search takes
     a reference to the current `LoadedIndex`; a swap replaces the reference, so searches in flight
-    finish on the index they started with. An index that cannot be loaded (missing or corrupted file)
-    is reported once through `on_error(version, exception)` and not retried; the index already loaded
-    keeps serving (the error propagates only when there is none).
+    finish on the index they started with, and while one thread loads a new version the others keep
+    searching the loaded one instead of waiting. An index that cannot be loaded (missing or corrupted
+    file) is reported once through `on_error(version, exception)` and not retried; the index already
+    loaded keeps serving (the error propagates only when there is none).
     """
 
     def __init__(
@@ -101,8 +103,10 @@ class IndexHolder:
         resolve: Callable[[], tuple[int, str] | None],
         prepare: Callable[[faiss.Index], faiss.Index] | None = None,
         on_error: Callable[[int, Exception], None] | None = None,
+        load: Callable[[str], faiss.Index] | None = None,
     ) -> None:
         self._resolve = resolve
+        self._load = load or load_index
         self._prepare = prepare or (lambda index: index)
         self._on_error = on_error or (lambda version, exc: None)
         self._current: LoadedIndex | None = None
@@ -117,12 +121,14 @@ class IndexHolder:
         loaded = self._current
         if loaded is not None and (loaded.version, loaded.path) == (version, path):
             return loaded
-        with self._lock:
+        if not self._lock.acquire(blocking=loaded is None):
+            return loaded  # another thread is loading (maybe downloading) the new one: keep serving
+        try:
             if self._current is not None and (self._current.version, self._current.path) == (version, path):
                 return self._current
             if (version, path) not in self._failed:
                 try:
-                    self._current = LoadedIndex(version, path, self._prepare(load_index(path)))
+                    self._current = LoadedIndex(version, path, self._prepare(self._load(path)))
                     return self._current
                 except (RuntimeError, OSError) as exc:
                     self._failed[(version, path)] = exc
@@ -130,3 +136,5 @@ class IndexHolder:
             if self._current is None:
                 raise self._failed[(version, path)]
             return self._current
+        finally:
+            self._lock.release()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.files.storage import Storage
+from django.utils.module_loading import import_string
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -110,3 +114,37 @@ def env_rate(name: str, default: str) -> str:
     if not number.isdigit() or period not in {"s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day"}:
         raise ImproperlyConfigured(f"{name}={value!r} is not a rate like 120/min.")
     return value
+
+
+_DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
+LOCAL_MEDIA_STORAGE = "django.core.files.storage.FileSystemStorage"
+LOCAL_ARTIFACT_STORAGE = "webapp.artifacts.LocalArtifactStorage"
+
+
+def parse_storages(backend: str | None, options: str | None) -> dict[str, dict]:
+    """STORAGES entries "default" (media) and "artifacts" (models, indexes) from
+    REFIND_STORAGE_BACKEND (a dotted Storage class) and REFIND_STORAGE_OPTIONS (a JSON object)."""
+    parsed: dict = {}
+    if options is not None:
+        try:
+            parsed = json.loads(options)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"REFIND_STORAGE_OPTIONS is not valid JSON: {exc}.") from None
+        if not isinstance(parsed, dict):
+            raise ImproperlyConfigured("REFIND_STORAGE_OPTIONS must be a JSON object, e.g. {\"bucket_name\": \"x\"}.")
+    if backend is None:
+        if parsed:
+            raise ImproperlyConfigured("REFIND_STORAGE_OPTIONS needs REFIND_STORAGE_BACKEND (the class it configures).")
+        return {"default": {"BACKEND": LOCAL_MEDIA_STORAGE}, "artifacts": {"BACKEND": LOCAL_ARTIFACT_STORAGE}}
+    if not _DOTTED.match(backend):
+        raise ImproperlyConfigured(f"REFIND_STORAGE_BACKEND={backend!r} is not a dotted class path.")
+    try:
+        storage_class = import_string(backend)
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            f"REFIND_STORAGE_BACKEND={backend!r} cannot be imported ({exc}); for S3 install django-storages[s3]."
+        ) from None
+    if not (isinstance(storage_class, type) and issubclass(storage_class, Storage)):
+        raise ImproperlyConfigured(f"REFIND_STORAGE_BACKEND={backend!r} is not a Django Storage class.")
+    entry = {"BACKEND": backend, "OPTIONS": parsed}
+    return {"default": entry, "artifacts": dict(entry)}

@@ -17,6 +17,7 @@ from webapp.env import (
     env_rate,
     env_str,
     parse_database_url,
+    parse_storages,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -43,14 +44,21 @@ CACHES = {"default": (
     if _cache_url else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 )}
 
-# Where Refind keeps its files: media (originals, thumbnails), feature caches, models and indexes.
+# Files (docs/scaling.md). DATA_DIR is this host's: feature cache, artifact cache, embedded broker.
+# Everything a worker writes for others — media, model and index artifacts — goes through STORAGES:
+# a folder (REFIND_STORAGE_DIR, default DATA_DIR) unless REFIND_STORAGE_BACKEND names another Storage.
 DATA_DIR = Path(env_str("REFIND_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
-MEDIA_ROOT = DATA_DIR / "media"
+STORAGE_DIR = Path(env_str("REFIND_STORAGE_DIR", str(DATA_DIR))).resolve()
+MEDIA_ROOT = STORAGE_DIR / "media"
 MEDIA_URL = "/media/"
 FEATURES_DIR = DATA_DIR / "features"
-MODELS_DIR = DATA_DIR / "models"
-INDEXES_DIR = DATA_DIR / "indexes"
+CACHE_DIR = Path(env_str("REFIND_CACHE_DIR", str(DATA_DIR / "cache"))).resolve()
+STORAGES = {
+    **parse_storages(env_str("REFIND_STORAGE_BACKEND"), env_str("REFIND_STORAGE_OPTIONS")),
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage" if PRODUCTION
+                    else "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -239,7 +247,3 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    STORAGES = {
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
-    }

@@ -2,11 +2,24 @@
 
 from django.conf import settings
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.files.storage import default_storage
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
 from django.views.defaults import page_not_found
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from webapp.artifacts import local_root
+
+
+def media(request: HttpRequest, path: str) -> HttpResponse:
+    """Media from a local media storage (its folder is read per request); remote storages serve their own
+    URLs (`storage.url`). Put a web server or a CDN in front of it at scale."""
+    root = local_root(default_storage)
+    if root is None:
+        raise Http404("Media is served by the media storage, not by this server.")
+    return serve(request, path, document_root=root)
+
 
 urlpatterns = [
     path("", include("webapp.search.urls")),
@@ -19,9 +32,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
-    # Media is served by Django here; put a web server or object storage in front of it at scale.
-    path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", lambda request, path: serve(
-        request, path, document_root=settings.MEDIA_ROOT)),  # read at request time, not at import
+    path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", media),
 ]
 
 

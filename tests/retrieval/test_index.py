@@ -119,3 +119,28 @@ def test_holder_swaps_to_a_new_version_while_searches_run(tmp_path: Path) -> Non
         thread.join()
     assert not errors
     assert holder.current().version == 2
+
+
+def test_while_one_thread_loads_a_new_version_the_others_keep_searching(tmp_path: Path) -> None:
+    ids = np.arange(50, dtype=np.int64)
+    for name in ("v1", "v2"):
+        save_index(build_index(_vectors(50), ids), tmp_path / f"{name}.faiss")
+    loading, release = threading.Event(), threading.Event()
+
+    def slow_load(path: str):  # e.g. a download from object storage
+        if path.endswith("v2.faiss"):
+            loading.set()
+            release.wait(30)
+        return load_index(path)
+
+    active = {"value": (1, str(tmp_path / "v1.faiss"))}
+    holder = IndexHolder(lambda: active["value"], load=slow_load)
+    assert holder.current().version == 1
+    active["value"] = (2, str(tmp_path / "v2.faiss"))
+    loader = threading.Thread(target=holder.current)
+    loader.start()
+    assert loading.wait(30)
+    assert holder.current().version == 1  # answered at once, not after the load
+    release.set()
+    loader.join()
+    assert holder.current().version == 2

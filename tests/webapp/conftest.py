@@ -24,10 +24,10 @@ def in_memory_broker() -> None:
 def data_dir(tmp_path: Path, settings) -> Path:
     root = tmp_path / "data"
     settings.DATA_DIR = root
+    settings.STORAGE_DIR = root
     settings.MEDIA_ROOT = root / "media"
     settings.FEATURES_DIR = root / "features"
-    settings.MODELS_DIR = root / "models"
-    settings.INDEXES_DIR = root / "indexes"
+    settings.CACHE_DIR = root / "cache"
     settings.INDEX_CHECK_SECONDS = 0.0
     settings.ONLINE_LEARNING = False  # learning tests turn it on and run tasks eagerly
     from django.core.cache import cache
@@ -67,3 +67,12 @@ def eager_tasks():
     celery_app.conf.task_always_eager = True
     yield
     celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def object_storage(tmp_path: Path, settings) -> Path:
+    """Media and artifacts in a test object store without local paths (like S3); returns its folder."""
+    bucket = tmp_path / "bucket"
+    entry = {"BACKEND": "tests.webapp.multihost.ObjectStorage", "OPTIONS": {"location": str(bucket)}}
+    settings.STORAGES = {**settings.STORAGES, "default": entry, "artifacts": entry}
+    return bucket

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from webapp.env import env_bool, env_choice, env_int, parse_database_url
+from webapp.env import env_bool, env_choice, env_int, parse_database_url, parse_storages
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,6 +51,31 @@ def test_database_urls(tmp_path: Path) -> None:
         parse_database_url("postgres://host/", tmp_path)
 
 
+def test_storages_default_to_local_folders_and_take_any_storage_class(tmp_path: Path) -> None:
+    local = parse_storages(None, None)
+    assert local["default"]["BACKEND"] == "django.core.files.storage.FileSystemStorage"
+    assert local["artifacts"]["BACKEND"] == "webapp.artifacts.LocalArtifactStorage"
+    configured = parse_storages("django.core.files.storage.FileSystemStorage", f'{{"location": "{tmp_path}"}}')
+    assert configured["default"] == configured["artifacts"] == {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}}
+
+
+@pytest.mark.parametrize(
+    ("backend", "options", "message"),
+    [
+        (None, '{"bucket_name": "x"}', "needs REFIND_STORAGE_BACKEND"),
+        ("nowhere.backends.s3.S3Storage", None, "cannot be imported"),
+        ("S3Storage", None, "not a dotted class path"),
+        ("json.JSONDecoder", None, "not a Django Storage class"),
+        ("django.core.files.storage.FileSystemStorage", "{location: /x}", "not valid JSON"),
+        ("django.core.files.storage.FileSystemStorage", '["/x"]', "must be a JSON object"),
+    ],
+)
+def test_bad_storage_settings(backend: str | None, options: str | None, message: str) -> None:
+    with pytest.raises(ImproperlyConfigured, match=message):
+        parse_storages(backend, options)
+
+
 def _load_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
     code = "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='webapp.settings'; django.setup()"
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PATH": "/usr/bin:/bin", **env},
@@ -64,9 +89,22 @@ def _load_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
         ({"REFIND_MAX_UPLOAD_BYTES": "lots"}, "not an integer"),
         ({"REFIND_INDEX_FACTORY": "Bogus42"}, "REFIND_INDEX_FACTORY"),
         ({"DATABASE_URL": "oracle://x/y"}, "unsupported scheme"),
+        ({"REFIND_STORAGE_BACKEND": "nowhere.Storage"}, "REFIND_STORAGE_BACKEND"),
     ],
 )
 def test_bad_environment_stops_startup(tmp_path: Path, env: dict[str, str], message: str) -> None:
     result = _load_settings({"REFIND_DATA_DIR": str(tmp_path), **env})
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and message in result.stderr
+
+
+def test_the_storage_setting_reaches_media_and_artifacts(tmp_path: Path) -> None:
+    code = ("import django, os; os.environ['DJANGO_SETTINGS_MODULE']='webapp.settings'; django.setup(); "
+            "from django.core.files.storage import storages; "
+            "print(storages['default'].path('a'), storages['artifacts'].path('b'))")
+    env = {"PATH": "/usr/bin:/bin", "REFIND_DATA_DIR": str(tmp_path / "data"),
+           "REFIND_STORAGE_BACKEND": "django.core.files.storage.FileSystemStorage",
+           "REFIND_STORAGE_OPTIONS": f'{{"location": "{tmp_path / "shared"}"}}'}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.stdout.split() == [str(tmp_path / "shared" / "a"), str(tmp_path / "shared" / "b")], result.stderr

@@ -126,7 +126,7 @@ class ConsumerCursor(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     watermark = models.BigIntegerField(default=0, help_text="Last triplet id consumed into `artifact`.")
-    artifact = models.CharField(max_length=500, blank=True, help_text="Path under REFIND_DATA_DIR.")
+    artifact = models.CharField(max_length=500, blank=True, help_text="Name in the artifact storage.")
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -1,4 +1,4 @@
-"""Build a FAISS index of the gallery for a model version, save it atomically and activate it."""
+"""Build a FAISS index of the gallery for a model version, publish it to the artifact storage, activate it."""
 
 from __future__ import annotations
 
@@ -7,28 +7,32 @@ import time
 
 import numpy as np
 from django.conf import settings
+from django.db import transaction
 
 from retrieval.index import build_index, save_index
 from retrieval.index_tuning import apply_search_params
+from webapp import artifacts
 from webapp.gallery import pipeline
+from webapp.gallery.features import ensure_features
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
 
 logger = logging.getLogger(__name__)
 EMBED_CHUNK = 8192
 
 
-def indexable_ids(store) -> np.ndarray:
-    """Ids of gallery images whose features are cached (what an index holds)."""
+def indexable_ids(backbone: str) -> np.ndarray:
+    """Ids of gallery images with features (what an index holds); features stored by other hosts are
+    extracted on this one first (webapp/gallery/features.py)."""
     gallery = np.fromiter(
         Image.objects.filter(role=Image.Role.GALLERY).values_list("id", flat=True), dtype=np.int64
     )
-    return gallery[store.contains(gallery)] if len(gallery) else gallery
+    return gallery[ensure_features(gallery, backbone).contains(gallery)] if len(gallery) else gallery
 
 
 def gallery_vectors(version: ModelVersion) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) of every gallery image with cached features, embedded by `version`."""
+    """(ids, vectors) of every gallery image with features, embedded by `version`."""
     store = pipeline.feature_store(version.backbone)
-    ids = indexable_ids(store)
+    ids = indexable_ids(version.backbone)
     dim = pipeline.head_for(version).output_dim(store.dim)
     vectors = np.empty((len(ids), dim), dtype=np.float32)
     for start in range(0, len(ids), EMBED_CHUNK):
@@ -49,14 +53,14 @@ def build_and_activate(
     factory = factory or settings.INDEX_FACTORY
     ids, vectors = gallery if gallery is not None else gallery_vectors(version)
     index = apply_search_params(build_index(vectors, ids, factory), settings.HNSW_EF_SEARCH)
-    record = IndexVersion.objects.create(
-        model_version=version, path="", factory=factory, dim=vectors.shape[1], ntotal=len(ids)
-    )
-    relative = f"indexes/index-{record.pk:06d}.faiss"
-    save_index(index, settings.DATA_DIR / relative)
-    IndexVersion.objects.filter(pk=record.pk).update(path=relative)
-    record.path = relative
-    record.activate()
+    # Stored first under a new name (raises ArtifactError, e.g. disk full, with nothing published);
+    # only then does a row point to it and become active.
+    name = artifacts.publish(artifacts.new_name("indexes", "index", ".faiss"), lambda path: save_index(index, path))
+    with transaction.atomic():
+        record = IndexVersion.objects.create(
+            model_version=version, path=name, factory=factory, dim=vectors.shape[1], ntotal=len(ids)
+        )
+        record.activate()
     logger.info("Activated %s in %.2fs", record, time.perf_counter() - started)
     return record
 
@@ -66,4 +70,4 @@ def index_is_stale() -> bool:
     active = IndexVersion.objects.filter(is_active=True).first()
     if active is None:
         return Image.objects.filter(role=Image.Role.GALLERY).exists()
-    return len(indexable_ids(pipeline.feature_store(active.model_version.backbone))) != active.ntotal
+    return len(indexable_ids(active.model_version.backbone)) != active.ntotal

@@ -48,7 +48,7 @@ class ModelVersion(models.Model):
 
     backbone = models.CharField(max_length=100)
     head_kind = models.CharField(max_length=50, default="identity")
-    head_file = models.CharField(max_length=500, blank=True, help_text="Path under REFIND_DATA_DIR.")
+    head_file = models.CharField(max_length=500, blank=True, help_text="Name in the artifact storage.")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
     config = models.JSONField(default=dict, blank=True)
     triplet_watermark = models.BigIntegerField(default=0, help_text="Last triplet id this version learned from.")
@@ -73,7 +73,7 @@ class IndexVersion(models.Model):
     """A FAISS index file built for one model version over the gallery at one moment."""
 
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="indexes")
-    path = models.CharField(max_length=500, help_text="Path under REFIND_DATA_DIR.")
+    path = models.CharField(max_length=500, help_text="Name in the artifact storage.")
     factory = models.CharField(max_length=200)
     dim = models.PositiveIntegerField()
     ntotal = models.PositiveIntegerField()

@@ -12,6 +12,7 @@ from retrieval.backbones import Backbone, load_backbone
 from retrieval.extraction import FeatureExtractor
 from retrieval.feature_store import FeatureStore
 from retrieval.heads import MetricHead, load_head
+from webapp import artifacts
 from webapp.gallery.models import ModelVersion
 
 _lock = threading.Lock()
@@ -39,7 +40,7 @@ def feature_store(backbone_name: str | None = None) -> FeatureStore:
 
 @lru_cache(maxsize=8)
 def _head(kind: str, head_file: str) -> MetricHead:
-    return load_head(kind, settings.DATA_DIR / head_file if head_file else None)
+    return load_head(kind, artifacts.fetch(head_file) if head_file else None)
 
 
 def head_for(version: ModelVersion) -> MetricHead:

@@ -10,8 +10,10 @@ from django.db.models import Max
 
 from retrieval.heads import save_head
 from training.trainer import fine_tune
+from webapp import artifacts
 from webapp.feedback.models import Triplet
 from webapp.gallery import pipeline
+from webapp.gallery.features import ensure_features
 from webapp.gallery.models import Image, ModelVersion
 from webapp.learning.evaluation import is_heldout_impression
 from webapp.learning.heads import LinearMetricHead
@@ -25,11 +27,12 @@ def _training_triplets(max_id: int) -> np.ndarray:
                     dtype=np.int64).reshape(-1, 3)
 
 
-def _training_data(store, use: str, watermark: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+def _training_data(backbone: str, use: str, watermark: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(features, labels, triplet rows): triplets when there are some (and asked for), else labels."""
     triplets = _training_triplets(watermark) if use in ("triplets", "both") else np.empty((0, 3), np.int64)
     if len(triplets):
         members = np.unique(triplets)
+        store = ensure_features(members, backbone)
         members = members[store.contains(members)]
         triplets = triplets[np.isin(triplets, members).all(axis=1)]
     if len(triplets):
@@ -40,6 +43,7 @@ def _training_data(store, use: str, watermark: int) -> tuple[np.ndarray, np.ndar
                     .exclude(split=Image.Split.HELDOUT).order_by("id").values_list("id", "label"))
         ids = np.array([i for i, _ in labelled], dtype=np.int64)
         names = np.array([name for _, name in labelled])
+        store = ensure_features(ids, backbone)
         keep = store.contains(ids)
         if keep.sum() >= 4 and len(set(names[keep])) >= 2:
             _, labels = np.unique(names[keep], return_inverse=True)
@@ -50,9 +54,8 @@ def _training_data(store, use: str, watermark: int) -> tuple[np.ndarray, np.ndar
 def batch_retrain(run_id: int, params: dict, progress: Callable[[float, str], None]) -> ModelVersion:
     """Train on what exists now; never on held-out images' labels or held-out impressions' clicks."""
     active = pipeline.active_model_version()
-    store = pipeline.feature_store(active.backbone)
     watermark = Triplet.objects.aggregate(top=Max("id"))["top"] or 0
-    features, labels, triplet_rows = _training_data(store, params.get("data", "both"), watermark)
+    features, labels, triplet_rows = _training_data(active.backbone, params.get("data", "both"), watermark)
     batch_size = int(params.get("batch_size", 64))
     if labels is not None:  # m-per-class batches: a multiple of m that the data can fill
         m = 4
@@ -62,11 +65,13 @@ def batch_retrain(run_id: int, params: dict, progress: Callable[[float, str], No
         features, labels, triplet_rows, loss=params.get("loss", settings.BATCH_DEFAULT_LOSS),
         steps=steps, lr=float(params.get("lr", 1e-4)), device=params.get("device", settings.TRAINING_DEVICE),
         batch_size=batch_size, seed=int(params.get("seed", 0)),
-        checkpoint_path=settings.DATA_DIR / "models" / f"run-{run_id}.ckpt",
+        checkpoint_path=settings.CACHE_DIR / "checkpoints" / f"run-{run_id}.ckpt",  # this host's scratch
         progress=lambda step, total, loss: progress(0.8 * step / total, f"step {step}/{total}, loss {loss:.4f}"),
     )
-    artifact = f"models/linear-run{run_id:06d}.pt"
-    save_head(LinearMetricHead(result.head), settings.DATA_DIR / artifact)
+    # Stored under a new name before a row points to it (ArtifactError, e.g. disk full: no version is made).
+    head = LinearMetricHead(result.head)
+    artifact = artifacts.publish(artifacts.new_name("models", f"linear-run{run_id:06d}", ".pt"),
+                                 lambda path: save_head(head, path))
     return ModelVersion.objects.create(
         backbone=active.backbone, head_kind="linear", head_file=artifact, parent=active,
         triplet_watermark=watermark,

@@ -17,6 +17,7 @@ from retrieval.index import build_index, search
 from training.evaluation import DEFAULT_KS, evaluate
 from webapp.feedback.models import Judgement
 from webapp.gallery import pipeline
+from webapp.gallery.features import ensure_features
 from webapp.gallery.indexing import gallery_vectors
 from webapp.gallery.models import Image, ModelVersion
 
@@ -28,20 +29,20 @@ def is_heldout_impression(impression_id: int) -> bool:
     return every > 0 and impression_id % every == 0
 
 
-def labelled_gallery(store) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ids, labels, held-out mask) of labelled gallery images with cached features, in id order."""
+def labelled_gallery(backbone: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, labels, held-out mask) of labelled gallery images with features, in id order."""
     rows = list(Image.objects.filter(role=Image.Role.GALLERY).exclude(label="").order_by("id")
                 .values_list("id", "label", "split"))
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     labels = np.array([r[1] for r in rows], dtype=object)
     heldout = np.array([r[2] == Image.Split.HELDOUT for r in rows], dtype=bool)
-    keep = store.contains(ids) if len(ids) else np.zeros(0, dtype=bool)
+    keep = ensure_features(ids, backbone).contains(ids) if len(ids) else np.zeros(0, dtype=bool)
     return ids[keep], labels[keep], heldout[keep]
 
 
 def labelled_report(version: ModelVersion) -> dict | None:
+    ids, labels, heldout = labelled_gallery(version.backbone)
     store = pipeline.feature_store(version.backbone)
-    ids, labels, heldout = labelled_gallery(store)
     if not len(ids):
         return None
     query_mask = heldout.copy()
@@ -69,8 +70,9 @@ def feedback_report(version: ModelVersion) -> dict | None:
         return None
     ids, vectors = gallery_vectors(version)
     index = build_index(vectors, ids, "Flat")
-    store = pipeline.feature_store(version.backbone)
-    queries = sorted({q for q, _ in clicks if store.contains(np.array([q]))[0]})
+    asked = np.array(sorted({q for q, _ in clicks}), dtype=np.int64)
+    store = ensure_features(asked, version.backbone)
+    queries = asked[store.contains(asked)].tolist()
     if not queries:
         return None
     k_max = max(DEFAULT_KS) + 1
@@ -98,8 +100,8 @@ def quick_recall_at_1(
 
     `gallery` = (ids, vectors) already embedded by `version` (indexing.gallery_vectors) saves embedding again.
     """
+    ids, labels, heldout = labelled_gallery(version.backbone)
     store = pipeline.feature_store(version.backbone)
-    ids, labels, heldout = labelled_gallery(store)
     if heldout.sum() >= MIN_LABELLED_QUERIES:
         if gallery is not None:
             position = {int(i): n for n, i in enumerate(gallery[0].tolist())}

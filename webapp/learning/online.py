@@ -9,9 +9,11 @@ import numpy as np
 from django.conf import settings
 
 from training.oahu import OAHU, OAHUConfig
+from webapp import artifacts
 from webapp.feedback import consumer
 from webapp.feedback.models import Triplet
 from webapp.gallery import pipeline
+from webapp.gallery.features import ensure_features
 from webapp.gallery.indexing import indexable_ids
 from webapp.gallery.models import ModelVersion
 from webapp.learning.evaluation import is_heldout_impression
@@ -24,8 +26,8 @@ BASIS_SAMPLE = 4096  # enough to estimate the top principal directions; SVD stay
 
 def new_learner(backbone: str) -> OAHU:
     """A learner that starts as the pretrained metric, its basis fitted on gallery features."""
+    gallery = indexable_ids(backbone)
     store = pipeline.feature_store(backbone)
-    gallery = indexable_ids(store)
     if len(gallery) > BASIS_SAMPLE:
         gallery = np.random.default_rng(0).choice(gallery, BASIS_SAMPLE, replace=False)
     params = {**asdict(OAHUConfig(input_dim=store.dim)), **settings.OAHU_PARAMS}
@@ -37,18 +39,18 @@ def new_learner(backbone: str) -> OAHU:
 
 
 def load_learner(cursor, backbone: str) -> OAHU:
-    return OAHU.load(settings.DATA_DIR / cursor.artifact) if cursor.artifact else new_learner(backbone)
+    return OAHU.load(artifacts.fetch(cursor.artifact)) if cursor.artifact else new_learner(backbone)
 
 
 def online_update(progress: Callable[[float, str], None]) -> ModelVersion | None:
     """Learn from every triplet past the cursor; return a new candidate version, or None if not enough changed."""
     active = pipeline.active_model_version()
-    store = pipeline.feature_store(active.backbone)
     cursor = consumer.open_cursor(CURSOR)
     learner = load_learner(cursor, active.backbone)
     watermark, learned, total = cursor.watermark, 0, max(1, consumer.pending(cursor.watermark))
     while len(batch := consumer.read_batch(watermark, READ_LIMIT)):
         keep = np.array([not is_heldout_impression(int(i)) for i in batch.impressions], dtype=bool)
+        store = ensure_features(np.concatenate([batch.anchors, batch.positives, batch.negatives]), active.backbone)
         keep &= store.contains(batch.anchors) & store.contains(batch.positives) & store.contains(batch.negatives)
         if keep.any():
             learner.partial_fit(store.get(batch.anchors[keep]), store.get(batch.positives[keep]),
@@ -58,8 +60,8 @@ def online_update(progress: Callable[[float, str], None]) -> ModelVersion | None
         progress(min(0.8, 0.8 * learned / total), f"learned from {learned} triplets")
     if watermark == cursor.watermark:
         return None
-    artifact = f"models/oahu-w{watermark:012d}.pt"
-    learner.save(settings.DATA_DIR / artifact)
+    # Stored under a new name before the cursor points to it (ArtifactError, e.g. disk full: nothing moves).
+    artifact = artifacts.publish(artifacts.new_name("models", f"oahu-w{watermark:012d}", ".pt"), learner.save)
     if not consumer.advance(CURSOR, expected=cursor.watermark, watermark=watermark, artifact=artifact):
         raise RuntimeError("Another learner consumed these triplets first; nothing was published.")
     AlphaSnapshot.objects.create(triplets_seen=learner.triplets_seen, alpha=[float(a) for a in learner.alpha])

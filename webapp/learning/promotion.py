@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from django.conf import settings
 
+from webapp import artifacts
 from webapp.feedback.models import EvaluationSplit
 from webapp.gallery import indexing, pipeline
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
@@ -50,11 +51,11 @@ def promote_or_reject(candidate: ModelVersion) -> bool:
     active = pipeline.active_model_version()
     gallery = indexing.gallery_vectors(candidate)  # embedded once: for the guard and for the index
     promoted, note = guard(candidate, active, gallery)
+    if promoted:  # first: a failed index write (e.g. disk full) leaves the candidate unmarked and inactive
+        indexing.build_and_activate(candidate, gallery=gallery)
     candidate.promotion = ModelVersion.Promotion.PROMOTED if promoted else ModelVersion.Promotion.REJECTED
     candidate.promotion_note = note
     candidate.save(update_fields=["promotion", "promotion_note"])
-    if promoted:
-        indexing.build_and_activate(candidate, gallery=gallery)
     from webapp.learning import tasks
 
     for version in (candidate, active):
@@ -69,8 +70,8 @@ def promote_or_reject(candidate: ModelVersion) -> bool:
 def rollback(version: ModelVersion) -> IndexVersion:
     """Serve `version` again: re-activate its newest index if it covers today's gallery, else rebuild."""
     latest = version.indexes.order_by("-id").first()
-    indexable = len(indexing.indexable_ids(pipeline.feature_store(version.backbone)))
-    if latest is not None and latest.ntotal == indexable and (settings.DATA_DIR / latest.path).exists():
+    indexable = len(indexing.indexable_ids(version.backbone))
+    if latest is not None and latest.ntotal == indexable and artifacts.exists(latest.path):
         latest.activate()
         return latest
     return indexing.build_and_activate(version)

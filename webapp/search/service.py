@@ -11,9 +11,11 @@ from django.conf import settings
 
 from retrieval.extraction import preprocess
 from retrieval.images import ImageRejected, decode_image
-from retrieval.index import IndexHolder, search
+from retrieval.index import IndexHolder, load_index, search
 from retrieval.index_tuning import apply_search_params, set_search_threads
+from webapp import artifacts
 from webapp.gallery import pipeline
+from webapp.gallery.features import ensure_features
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
 from webapp.gallery.storing import store_image
 
@@ -42,7 +44,7 @@ class SearchResult:
 
 
 class _ActiveIndex:
-    """Resolve the active index at most every INDEX_CHECK_SECONDS per process."""
+    """Resolve the active index (version, artifact name) at most every INDEX_CHECK_SECONDS per process."""
 
     def __init__(self) -> None:
         self._checked_at = 0.0
@@ -52,7 +54,7 @@ class _ActiveIndex:
         now = time.monotonic()
         if self._value is None or now - self._checked_at >= settings.INDEX_CHECK_SECONDS:
             row = IndexVersion.objects.filter(is_active=True).values_list("id", "path").first()
-            self._value = None if row is None else (row[0], str(settings.DATA_DIR / row[1]))
+            self._value = None if row is None else (row[0], row[1])  # the artifact's name in the storage
             self._checked_at = now
         return self._value
 
@@ -63,10 +65,15 @@ def _report_unloadable(version: int, exc: Exception) -> None:
     IndexVersion.objects.filter(pk=version).update(load_error=f"{type(exc).__name__}: {exc}"[:2000])
 
 
-_holder = IndexHolder(
-    _ActiveIndex(), prepare=lambda index: apply_search_params(index, settings.HNSW_EF_SEARCH),
-    on_error=_report_unloadable,
-)
+def new_holder() -> IndexHolder:
+    """What a process serves from: the active index, fetched from the artifact storage into this host's cache."""
+    return IndexHolder(
+        _ActiveIndex(), prepare=lambda index: apply_search_params(index, settings.HNSW_EF_SEARCH),
+        on_error=_report_unloadable, load=lambda name: load_index(artifacts.fetch(name)),
+    )
+
+
+_holder = new_holder()
 _threads_set = False
 
 
@@ -90,8 +97,8 @@ def store_query(data: bytes, original_name: str = "") -> Image:
     image, _ = store_image(decoded, data, role=Image.Role.QUERY, original_name=original_name)
     store = pipeline.feature_store()
     if not store.contains(np.array([image.pk]))[0]:
-        features = pipeline.extractor().features([preprocess(decoded.rgb, pipeline.backbone())])
-        store.append(np.array([image.pk]), features)
+        crop = preprocess(decoded.rgb, pipeline.backbone())
+        store.append(np.array([image.pk]), pipeline.extractor().features([crop]))
     return image
 
 
@@ -106,8 +113,8 @@ def search_similar(query: Image, k: int = settings.SEARCH_DEFAULT_K, offset: int
         raise SearchUnavailable("No index is active yet: import images first.")
     index_version = IndexVersion.objects.select_related("model_version").get(pk=loaded.version)
     version = index_version.model_version
-    features = pipeline.feature_store(version.backbone).get(np.array([query.pk]))
-    vector = pipeline.embed(version, features)
+    query_id = np.array([query.pk])
+    vector = pipeline.embed(version, ensure_features(query_id, version.backbone).get(query_id))
     wanted = offset + k + 1  # one more: the query may be in the gallery
     scores, ids = search(loaded.index, vector, wanted + 1)
     ranked = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0 and i != query.pk]

@@ -1,0 +1,58 @@
+"""The feature store is a per-host cache: features another host extracted are re-extracted here from media.
+
+Every host appends what it extracts (imports, uploaded queries) to its own store under REFIND_DATA_DIR.
+A host that needs features it lacks — a web replica asked for "similar to" an image imported elsewhere,
+a worker building an index over a gallery another worker imported — reads the stored originals from the
+media storage and extracts them once. The backbone is deterministic, so every host holds the same rows.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from django.conf import settings
+from django.core.files.storage import default_storage
+from PIL import Image as PILImage
+
+from retrieval.feature_store import FeatureStore
+from retrieval.images import ImageRejected, decode_image
+from webapp.gallery import pipeline
+from webapp.gallery.models import Image
+
+logger = logging.getLogger(__name__)
+
+
+def ensure_features(ids: np.ndarray, backbone: str | None = None) -> FeatureStore:
+    """This host's feature store, holding features for each image in `ids` whose original can be read.
+
+    Only the configured backbone can extract; other backbones' stores are returned as they are.
+    """
+    name = backbone or settings.BACKBONE
+    store = pipeline.feature_store(name)
+    ids = np.unique(np.asarray(ids, dtype=np.int64))
+    missing = ids[~store.contains(ids)] if len(ids) else ids
+    if not len(missing) or name != settings.BACKBONE:
+        return store
+    images = list(Image.objects.filter(pk__in=missing.tolist()).only("id", "file"))
+    failed: list[str] = []
+
+    def load(image: Image) -> PILImage.Image | None:
+        try:
+            with default_storage.open(image.file.name, "rb") as handle:
+                data = handle.read()
+            return decode_image(data, max_bytes=len(data) + 1, min_side=1,
+                                max_pixels=settings.MAX_IMAGE_PIXELS).rgb
+        except (ImageRejected, OSError) as exc:
+            failed.append(f"{image.pk}: {exc}")
+            return None
+
+    extracted = 0
+    for done, features in pipeline.extractor().stream(images, load):
+        if done:
+            store.append(np.array([image.pk for image in done], dtype=np.int64), features)
+            extracted += len(done)
+    logger.info("Extracted features of %d images stored by other hosts", extracted)
+    if failed:
+        logger.warning("Cannot extract features of %d images: %s", len(failed), "; ".join(failed[:5]))
+    return store
