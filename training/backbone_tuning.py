@@ -153,11 +153,14 @@ def fine_tune_backbone(
 
 @torch.no_grad()
 def extract_features(model: nn.Module, load_batch: BatchLoader, num_items: int, batch_size: int = 256,
-                     device: str = "auto") -> np.ndarray:
-    """Pooled features of items 0..num_items-1 (no augmentation), float32 on the CPU."""
+                     device: str = "auto", bf16: bool = True) -> np.ndarray:
+    """Pooled features of items 0..num_items-1 (no augmentation), float32 on the CPU.
+
+    ``bf16=False`` keeps CUDA in float32, so the rows match what a CPU host extracts for the same images.
+    """
     device_t = resolve_device(device)
     model = model.to(device_t).eval()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device_t.type == "cuda")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16 and device_t.type == "cuda")
     out = []
     for start in range(0, num_items, batch_size):
         images = load_batch(np.arange(start, min(start + batch_size, num_items)), False).to(device_t)

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
+from retrieval.backbones import BackboneUnavailable
 from retrieval.feature_store import FeatureStore
 from retrieval.images import ImageRejected, decode_image
 from webapp.gallery import pipeline
@@ -26,13 +27,19 @@ logger = logging.getLogger(__name__)
 def ensure_features(ids: np.ndarray, backbone: str | None = None) -> FeatureStore:
     """This host's feature store, holding features for each image in `ids` whose original can be read.
 
-    Only the configured backbone can extract; other backbones' stores are returned as they are.
+    Backbones that cannot be loaded here (e.g. torchvision weights this host lacks) cannot extract: their
+    stores are returned as they are.
     """
     name = backbone or settings.BACKBONE
     store = pipeline.feature_store(name)
     ids = np.unique(np.asarray(ids, dtype=np.int64))
     missing = ids[~store.contains(ids)] if len(ids) else ids
-    if not len(missing) or name != settings.BACKBONE:
+    if not len(missing):
+        return store
+    try:
+        extractor = pipeline.extractor(name)
+    except (BackboneUnavailable, OSError) as exc:
+        logger.warning("Cannot extract features with %s here: %s", name, exc)
         return store
     images = list(Image.objects.filter(pk__in=missing.tolist()).only("id", "file"))
     failed: list[str] = []
@@ -48,7 +55,7 @@ def ensure_features(ids: np.ndarray, backbone: str | None = None) -> FeatureStor
             return None
 
     extracted = 0
-    for done, features in pipeline.extractor().stream(images, load):
+    for done, features in extractor.stream(images, load):
         if done:
             store.append(np.array([image.pk for image in done], dtype=np.int64), features)
             extracted += len(done)

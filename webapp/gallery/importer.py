@@ -86,7 +86,8 @@ def import_tree(
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder.")
     report = ImportReport()
-    store = pipeline.feature_store()
+    backbone = pipeline.active_model_version().backbone  # features for the model that will index them
+    store = pipeline.feature_store(backbone)
     done = _shas_with_features(store)
     candidates: list[_Candidate] = []
     for path, problem in find_images(root):
@@ -117,7 +118,7 @@ def import_tree(
     batch_size = settings.EXTRACT_BATCH_SIZE
     for start in range(0, len(candidates), 4 * batch_size):
         chunk = candidates[start : start + 4 * batch_size]
-        for embedded, features in pipeline.extractor().stream(chunk, load):
+        for embedded, features in pipeline.extractor(backbone).stream(chunk, load):
             _store_batch(embedded, features, store, report)
         for candidate in chunk:
             if candidate.skipped:

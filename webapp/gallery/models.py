@@ -46,7 +46,7 @@ class ModelVersion(models.Model):
         PROMOTED = "promoted", "Promoted"
         REJECTED = "rejected", "Rejected by the promotion guard"
 
-    backbone = models.CharField(max_length=100)
+    backbone = models.CharField(max_length=255, help_text="Backbone name; '<base>@<artifact>' for tuned weights.")
     head_kind = models.CharField(max_length=50, default="identity")
     head_file = models.CharField(max_length=500, blank=True, help_text="Name in the artifact storage.")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)

@@ -1,11 +1,13 @@
-"""Process-wide retrieval objects for the configured backbone: loaded once, shared by requests and tasks."""
+"""Process-wide retrieval objects (backbones, extractors, feature stores, heads): loaded once, shared."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from functools import lru_cache
 
 import numpy as np
+import torch
 from django.conf import settings
 
 from retrieval.backbones import Backbone, load_backbone
@@ -15,26 +17,57 @@ from retrieval.heads import MetricHead, load_head
 from webapp import artifacts
 from webapp.gallery.models import ModelVersion
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 
 
-@lru_cache(maxsize=1)
-def backbone() -> Backbone:
-    return load_backbone(settings.BACKBONE)
+TUNED = "@"  # "<base backbone>@<weights artifact>": a backbone fine-tuned by a batch run
 
 
-@lru_cache(maxsize=1)
-def extractor() -> FeatureExtractor:
-    return FeatureExtractor(backbone(), settings.EXTRACT_BATCH_SIZE, parallel=settings.EXTRACT_PARALLEL)
+def backbone(name: str | None = None) -> Backbone:
+    """The configured backbone, or the named one (tuned weights come from the artifact storage)."""
+    return _cached(_backbones, name or settings.BACKBONE, _load_backbone)
+
+
+def extractor(name: str | None = None) -> FeatureExtractor:
+    return _cached(_extractors, name or settings.BACKBONE, lambda key: FeatureExtractor(
+        backbone(key), settings.EXTRACT_BATCH_SIZE, parallel=settings.EXTRACT_PARALLEL))
+
+
+def base_backbone_name(name: str) -> str:
+    return name.partition(TUNED)[0]
+
+
+_backbones: dict[str, Backbone] = {}
+_extractors: dict[str, FeatureExtractor] = {}
+
+
+def _cached(cache: dict, key: str, make):
+    with _lock:
+        if key not in cache:
+            cache[key] = make(key)
+        return cache[key]
+
+
+def _load_backbone(name: str) -> Backbone:
+    base, _, weights = name.partition(TUNED)
+    loaded = load_backbone(base)
+    if weights:
+        state = torch.load(artifacts.fetch(weights), map_location="cpu", weights_only=True)
+        loaded.model.load_state_dict(state)
+        loaded = dataclasses.replace(loaded, name=name)
+    return loaded
 
 
 def feature_dim(backbone_name: str) -> int:
-    return backbone().dim if backbone_name == settings.BACKBONE else load_backbone(backbone_name).dim
+    return backbone(backbone_name).dim
+
+
+def feature_store(backbone_name: str | None = None) -> FeatureStore:
+    return _feature_store(backbone_name or settings.BACKBONE)
 
 
 @lru_cache(maxsize=4)
-def feature_store(backbone_name: str | None = None) -> FeatureStore:
-    name = backbone_name or settings.BACKBONE
+def _feature_store(name: str) -> FeatureStore:
     return FeatureStore(settings.FEATURES_DIR, name, feature_dim(name))
 
 
@@ -67,5 +100,9 @@ def active_model_version() -> ModelVersion:
 
 def reset_data_caches() -> None:
     """Forget objects tied to the data directory (tests switch directories; the backbone stays loaded)."""
-    feature_store.cache_clear()
+    _feature_store.cache_clear()
     _head.cache_clear()
+    with _lock:
+        for cache in (_backbones, _extractors):
+            for name in [name for name in cache if TUNED in name]:  # tuned weights live in the storage
+                del cache[name]

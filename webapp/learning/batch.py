@@ -27,40 +27,46 @@ def _training_triplets(max_id: int) -> np.ndarray:
                     dtype=np.int64).reshape(-1, 3)
 
 
-def _training_data(backbone: str, use: str, watermark: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """(features, labels, triplet rows): triplets when there are some (and asked for), else labels."""
+def training_items(backbone: str, use: str, watermark: int) -> tuple[np.ndarray, np.ndarray | None,
+                                                                      np.ndarray | None]:
+    """(image ids, labels, triplet rows into the ids): triplets when there are some (and asked for), else
+    labels. Only images with features under `backbone` (readable originals) take part."""
     triplets = _training_triplets(watermark) if use in ("triplets", "both") else np.empty((0, 3), np.int64)
     if len(triplets):
         members = np.unique(triplets)
-        store = ensure_features(members, backbone)
-        members = members[store.contains(members)]
+        members = members[ensure_features(members, backbone).contains(members)]
         triplets = triplets[np.isin(triplets, members).all(axis=1)]
     if len(triplets):
         row = {int(image_id): i for i, image_id in enumerate(members)}
-        return store.get(members), None, np.vectorize(row.__getitem__)(triplets)
+        return members, None, np.vectorize(row.__getitem__)(triplets)
     if use in ("labels", "both"):
         labelled = (Image.objects.filter(role=Image.Role.GALLERY).exclude(label="")
                     .exclude(split=Image.Split.HELDOUT).order_by("id").values_list("id", "label"))
         ids = np.array([i for i, _ in labelled], dtype=np.int64)
         names = np.array([name for _, name in labelled])
-        store = ensure_features(ids, backbone)
-        keep = store.contains(ids)
+        keep = ensure_features(ids, backbone).contains(ids) if len(ids) else np.zeros(0, dtype=bool)
         if keep.sum() >= 4 and len(set(names[keep])) >= 2:
             _, labels = np.unique(names[keep], return_inverse=True)
-            return store.get(ids[keep]), labels, None
+            return ids[keep], labels, None
     raise ValueError("Not enough training data: give feedback, or import and split a labelled gallery.")
+
+
+def batch_shape(params: dict, labels: np.ndarray | None, items: int) -> tuple[int, int]:
+    """(batch size, steps): m-per-class batches need a multiple of m that the data can fill."""
+    batch_size = int(params.get("batch_size", 64))
+    if labels is not None:
+        m = 4
+        batch_size = max(m, min(batch_size, m * len(set(labels.tolist())), len(labels)) // m * m)
+    return batch_size, int(params.get("epochs", 5)) * max(1, items // batch_size)
 
 
 def batch_retrain(run_id: int, params: dict, progress: Callable[[float, str], None]) -> ModelVersion:
     """Train on what exists now; never on held-out images' labels or held-out impressions' clicks."""
     active = pipeline.active_model_version()
     watermark = Triplet.objects.aggregate(top=Max("id"))["top"] or 0
-    features, labels, triplet_rows = _training_data(active.backbone, params.get("data", "both"), watermark)
-    batch_size = int(params.get("batch_size", 64))
-    if labels is not None:  # m-per-class batches: a multiple of m that the data can fill
-        m = 4
-        batch_size = max(m, min(batch_size, m * len(set(labels.tolist())), len(labels)) // m * m)
-    steps = int(params.get("epochs", 5)) * max(1, len(features) // batch_size)
+    ids, labels, triplet_rows = training_items(active.backbone, params.get("data", "both"), watermark)
+    features = pipeline.feature_store(active.backbone).get(ids)
+    batch_size, steps = batch_shape(params, labels, len(features))
     result = fine_tune(
         features, labels, triplet_rows, loss=params.get("loss", settings.BATCH_DEFAULT_LOSS),
         steps=steps, lr=float(params.get("lr", 1e-4)), device=params.get("device", settings.TRAINING_DEVICE),

@@ -17,6 +17,8 @@ class RetrainForm(forms.Form):
     lr = forms.FloatField(min_value=1e-7, max_value=1.0, initial=1e-4, required=False, label="Learning rate")
     device = forms.ChoiceField(choices=[("auto", "auto"), ("cpu", "cpu"), ("cuda", "cuda")], initial="auto",
                                required=False)
+    backbone = forms.BooleanField(required=False, initial=False, label="Fine-tune the backbone too",
+                                  help_text="batch mode; re-extracts the gallery — meant for a GPU worker")
     data = forms.ChoiceField(choices=[("both", "triplets, else labels"), ("triplets", "triplets"),
                                       ("labels", "labels")], initial="both", required=False)
 
@@ -28,4 +30,4 @@ class RetrainForm(forms.Form):
         return {"loss": data.get("loss") or "multi_similarity", "epochs": data.get("epochs") or 5,
                 "batch_size": data.get("batch_size") or 64,
                 "lr": data.get("lr") or 1e-4, "device": data.get("device") or "auto",
-                "data": data.get("data") or "both"}
+                "data": data.get("data") or "both", "backbone": bool(data.get("backbone"))}

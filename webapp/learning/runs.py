@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from webapp.learning import claims
+from webapp.learning.backbone import backbone_retrain
 from webapp.learning.batch import batch_retrain
 from webapp.learning.models import TrainingRun
 from webapp.learning.online import online_update
@@ -67,6 +68,8 @@ def execute(run_id: int) -> str:
     try:
         if run.mode == TrainingRun.Mode.OAHU:
             candidate = online_update(progress)
+        elif run.params.get("backbone"):
+            candidate = backbone_retrain(run.pk, run.params, progress)
         else:
             candidate = batch_retrain(run.pk, run.params, progress)
         if candidate is None:

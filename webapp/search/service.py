@@ -95,10 +95,11 @@ def store_query(data: bytes, original_name: str = "") -> Image:
         max_pixels=settings.MAX_IMAGE_PIXELS,
     )
     image, _ = store_image(decoded, data, role=Image.Role.QUERY, original_name=original_name)
-    store = pipeline.feature_store()
+    name = pipeline.active_model_version().backbone  # a tuned backbone once a run fine-tuned one
+    store = pipeline.feature_store(name)
     if not store.contains(np.array([image.pk]))[0]:
-        crop = preprocess(decoded.rgb, pipeline.backbone())
-        store.append(np.array([image.pk]), pipeline.extractor().features([crop]))
+        crop = preprocess(decoded.rgb, pipeline.backbone(name))
+        store.append(np.array([image.pk]), pipeline.extractor(name).features([crop]))
     return image
 
 

@@ -1,4 +1,5 @@
-"""python manage.py retrain --mode oahu|batch [--loss NAME] [--epochs N] [--batch-size B] [--lr X] [--wait]"""
+"""python manage.py retrain --mode oahu|batch [--loss NAME] [--epochs N] [--batch-size B] [--lr X] [--backbone]
+[--wait]"""
 
 from __future__ import annotations
 
@@ -23,11 +24,12 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=64)
         parser.add_argument("--device", default="auto")
         parser.add_argument("--data", default="both", help="both | triplets | labels")
+        parser.add_argument("--backbone", action="store_true", help="batch mode: fine-tune the backbone too (GPU)")
         parser.add_argument("--wait", action="store_true", help="print progress until the run ends")
 
     def handle(self, *args, wait: bool, **options) -> None:
         form = RetrainForm({key: options[key] for key in ("mode", "loss", "epochs", "batch_size", "lr", "device",
-                                                          "data")})
+                                                          "data", "backbone")})
         if not form.is_valid():
             raise CommandError("; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()))
         try:

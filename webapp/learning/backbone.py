@@ -1,0 +1,92 @@
+"""Batch mode with ``backbone: true``: fine-tune the CNN itself on triplets and/or labels, then re-extract.
+
+The tuned weights are published as an artifact; the new model version names its backbone
+``<base>@<artifact>`` with an identity head, so every host loads the tuned weights from the storage and
+extracts query features with them. This host re-extracts the gallery on the training device (float32, so
+its rows equal what a CPU host extracts); other hosts re-extract from the stored originals when they
+first need the features (webapp/gallery/features.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db.models import Max
+
+from retrieval.backbones import Backbone
+from retrieval.extraction import preprocess
+from retrieval.images import decode_image
+from training.backbone_tuning import extract_features, fine_tune_backbone
+from training.oahu import atomic_torch_save
+from webapp import artifacts
+from webapp.feedback.models import Triplet
+from webapp.gallery import pipeline
+from webapp.gallery.indexing import indexable_ids
+from webapp.gallery.models import Image, ModelVersion
+from webapp.learning.batch import batch_shape, training_items
+
+logger = logging.getLogger(__name__)
+
+
+class StoredImages:
+    """Preprocessed batches of stored images (decoded in threads); training batches are randomly flipped."""
+
+    def __init__(self, ids: np.ndarray, backbone: Backbone, seed: int = 0) -> None:
+        self.backbone = backbone
+        files = dict(Image.objects.filter(pk__in=ids.tolist()).values_list("id", "file"))
+        self.files = [files[int(image_id)] for image_id in ids]
+        self.pool = ThreadPoolExecutor(max_workers=settings.EXTRACT_PARALLEL)
+        self.rng = np.random.default_rng(seed)
+        mean, std = torch.tensor(backbone.mean), torch.tensor(backbone.std)
+        self.mean, self.std = mean.view(1, 3, 1, 1), std.view(1, 3, 1, 1)
+
+    def _crop(self, name: str) -> np.ndarray:
+        with default_storage.open(name, "rb") as handle:
+            data = handle.read()
+        rgb = decode_image(data, max_bytes=len(data) + 1, min_side=1, max_pixels=settings.MAX_IMAGE_PIXELS).rgb
+        return preprocess(rgb, self.backbone)
+
+    def __call__(self, indices: np.ndarray, train: bool) -> torch.Tensor:
+        crops = np.stack(list(self.pool.map(self._crop, [self.files[i] for i in indices])))
+        if train:
+            flip = self.rng.random(len(crops)) < 0.5
+            crops[flip] = crops[flip][:, :, ::-1]
+        batch = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div_(255)
+        return (batch - self.mean) / self.std
+
+
+def backbone_retrain(run_id: int, params: dict, progress: Callable[[float, str], None]) -> ModelVersion:
+    """Fine-tune the active backbone; never on held-out labels or held-out impressions' clicks."""
+    active = pipeline.active_model_version()
+    watermark = Triplet.objects.aggregate(top=Max("id"))["top"] or 0
+    ids, labels, triplet_rows = training_items(active.backbone, params.get("data", "both"), watermark)
+    batch_size, steps = batch_shape(params, labels, len(ids))
+    start = pipeline.backbone(active.backbone)
+    device = params.get("device", settings.TRAINING_DEVICE)
+    result = fine_tune_backbone(
+        start.model, StoredImages(ids, start, seed=int(params.get("seed", 0))), len(ids), labels, triplet_rows,
+        loss=params.get("loss", settings.BATCH_DEFAULT_LOSS), steps=steps, batch_size=batch_size,
+        lr=float(params.get("lr", 1e-4)), device=device, seed=int(params.get("seed", 0)),
+        checkpoint_path=settings.CACHE_DIR / "checkpoints" / f"run-{run_id}-backbone.ckpt",
+        progress=lambda step, total, loss: progress(0.6 * step / total, f"step {step}/{total}, loss {loss:.4f}"),
+    )
+    tuned = result.model.cpu().eval()
+    artifact = artifacts.publish(artifacts.new_name("models", f"backbone-run{run_id:06d}", ".pt"),
+                                 lambda path: atomic_torch_save(tuned.state_dict(), path))
+    name = f"{pipeline.base_backbone_name(active.backbone)}{pipeline.TUNED}{artifact}"
+    gallery = indexable_ids(active.backbone)
+    progress(0.65, f"re-extracting {len(gallery)} gallery images with the tuned backbone")
+    features = extract_features(tuned, StoredImages(gallery, start), len(gallery), batch_size=64, device=device,
+                                bf16=False)
+    pipeline.feature_store(name).append(gallery, features)
+    return ModelVersion.objects.create(
+        backbone=name, head_kind="identity", parent=active, triplet_watermark=watermark,
+        config={"mode": "batch", **params, "steps": steps, "items": len(ids),
+                "triplets": 0 if triplet_rows is None else len(triplet_rows)},
+    )
