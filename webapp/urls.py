@@ -33,3 +33,4 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 handler404 = not_found
+handler500 = "webapp.errors.server_error"
