@@ -19,14 +19,22 @@ pytestmark = pytest.mark.django_db
 DELAYED = "Training is delayed: the task broker is unreachable"
 
 
+def _use_broker(url: str) -> None:
+    """Point the app at `url`, dropping the pooled connections and producers made for the previous one."""
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    celery_app.conf.broker_url = url
+    broker.forget()
+
+
 @pytest.fixture
 def broker_down():
     """The app's broker is a Redis port where nothing listens (connection refused)."""
-    celery_app.conf.broker_url = "redis://127.0.0.1:1/0"
-    broker.forget()
+    _use_broker("redis://127.0.0.1:1/0")
     yield
-    celery_app.conf.broker_url = "memory://"
-    broker.forget()
+    _use_broker("memory://")
 
 
 @pytest.fixture
@@ -38,8 +46,7 @@ def staff() -> Client:
 
 def test_dashboard_warns_only_while_the_broker_is_unreachable(db, staff: Client, broker_down) -> None:
     assert DELAYED in staff.get("/dashboard/").content.decode()
-    celery_app.conf.broker_url = "memory://"
-    broker.forget()
+    _use_broker("memory://")
     assert DELAYED not in staff.get("/dashboard/").content.decode()
 
 
