@@ -8,11 +8,12 @@ ERRORS = {
     "403": "Not allowed (staff only).",
     "404": "Not found.",
     "429": "Rate limit reached; see Retry-After.",
+    "503": "Temporarily unavailable (e.g. the database is restarting); see Retry-After.",
 }
 
 
 def add_error_responses(result: dict, generator, request, public) -> dict:
-    """drf-spectacular hook: every operation documents 400/401/403/404/429 with a JSON `detail`."""
+    """drf-spectacular hook: every operation documents 400/401/403/404/429/503 with a JSON `detail`."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas["ErrorDetail"] = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
     body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorDetail"}}}

@@ -25,22 +25,26 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 REFIND_ENV = env_choice("REFIND_ENV", "development", {"development", "production"})
 PRODUCTION = REFIND_ENV == "production"
 DEBUG = env_bool("DJANGO_DEBUG", default=not PRODUCTION)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DJANGO_DEBUG must be off when REFIND_ENV=production (it shows tracebacks).")
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if SECRET_KEY is None:
     if PRODUCTION:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY is required when REFIND_ENV=production.")
     SECRET_KEY = "refind-development-only-insecure-key-do-not-use-in-production-0123456789"
-elif PRODUCTION and len(SECRET_KEY) < 50:
-    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 50 characters in production.")
+elif PRODUCTION and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5):
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 50 random characters in production.")
 ALLOWED_HOSTS = env_list(
     "DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]", "testserver"]
 )
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 # Cache (rate-limit counters): per process by default; share it between processes through Redis.
+# While Redis is down the shared cache reads as empty (rate limits fail open) instead of failing requests.
 _cache_url = env_str("REFIND_CACHE_URL")
 CACHES = {"default": (
-    {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+    {"BACKEND": "webapp.cache.TolerantRedisCache", "LOCATION": _cache_url,
+     "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 1.0}}
     if _cache_url else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 )}
 
@@ -80,6 +84,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "webapp.errors.DatabaseUnavailableMiddleware",
+    "webapp.errors.RequestSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -183,6 +189,14 @@ if CELERY_BROKER_URL == "filesystem://":
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2.0}
+# A broker outage must not hold up a web request: publishing gives up within about a second (the caller
+# keeps what it stored and the beat task re-sends later; docs/operations.md).
+CELERY_BROKER_CONNECTION_TIMEOUT = 2.0
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
+                                    "interval_max": 0.5}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"webapp.learning.tasks.*": {"queue": "training"}}
 CELERY_TASK_SERIALIZER = "json"
@@ -206,9 +220,10 @@ CELERY_BEAT_SCHEDULE = {
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Token first: a missing or bad token is a 401 with `WWW-Authenticate: Token` (session auth would say 403).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_PAGINATION_CLASS": "webapp.pagination.Pagination",

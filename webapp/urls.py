@@ -44,3 +44,5 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 handler404 = not_found
+handler400 = "webapp.errors.bad_request"
+handler500 = "webapp.errors.server_error"

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from webapp.feedback.models import Impression, Judgement, Triplet
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
-from webapp.learning import claims, plots
+from webapp.learning import broker, claims, plots
 from webapp.learning.forms import RetrainForm
 from webapp.learning.models import TrainingRun
 from webapp.learning.promotion import rollback
@@ -29,6 +29,7 @@ def _context(form: RetrainForm | None = None) -> dict:
             "triplets": Triplet.objects.count(),
         },
         "current": claims.holder(),
+        "broker_problem": broker.problem(),
         "index_errors": IndexVersion.objects.exclude(load_error="").order_by("-id")[:5],
         "runs": TrainingRun.objects.select_related("candidate")[:20],
         "versions": version_rows(),

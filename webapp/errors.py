@@ -1,0 +1,91 @@
+"""Clean error answers: 503 while the database is unreachable, 413 for oversized requests, JSON under /api/,
+never a traceback. Pages are rendered without the request context (which would query the database)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+from django.views.defaults import bad_request as django_bad_request
+from django.views.defaults import server_error as django_server_error
+
+logger = logging.getLogger(__name__)
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+UNAVAILABLE = "The database is unavailable at the moment; please try again in a few seconds."
+RETRY_AFTER_SECONDS = 5
+REQUEST_LIMITS = (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)
+
+
+def error_response(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
+    """JSON `{"detail": message}` under /api/, an htmx fragment or a small standalone page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": message}, status=status)
+    fragment = request.headers.get("HX-Request") == "true"
+    html = render_to_string("error.html", {"title": title, "message": message, "fragment": fragment})
+    return HttpResponse(html, status=status)
+
+
+def unavailable(request: HttpRequest) -> HttpResponse:
+    response = error_response(request, 503, "Refind is briefly unavailable", UNAVAILABLE)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def too_large(request: HttpRequest, size: int) -> HttpResponse:
+    message = f"The request is {size / 1e6:.1f} MB; the limit is {settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 1e6:.1f} MB."
+    return error_response(request, 413, "Too large", message)
+
+
+class DatabaseUnavailableMiddleware:
+    """A view that loses the database (down, restarting, connection dropped) answers 503, not a 500 page."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, DATABASE_ERRORS):
+            return None
+        logger.error("Database unavailable during %s %s: %s", request.method, request.path, exception)
+        return unavailable(request)
+
+
+class RequestSizeLimitMiddleware:
+    """Refuse a body larger than DATA_UPLOAD_MAX_MEMORY_SIZE (the upload limit plus form fields) from its
+    Content-Length with 413, before any of it is read or spooled to disk."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            size = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            size = 0
+        if size > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            return too_large(request, size)
+        return self.get_response(request)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler400 (Django's request limits and other suspicious requests): JSON under /api/."""
+    if request.path.startswith("/api/"):
+        detail = str(exception) if isinstance(exception, REQUEST_LIMITS) else "Bad request."
+        return JsonResponse({"detail": detail}, status=400)
+    return django_bad_request(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: database errors outside views (e.g. saving the session) are a 503 too; JSON under /api/."""
+    if isinstance(sys.exc_info()[1], DATABASE_ERRORS):
+        return unavailable(request)
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Internal server error."}, status=500)
+    return django_server_error(request)
