@@ -7,6 +7,7 @@ import time
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from kombu import pools
 from rest_framework.test import APIClient
 
 from webapp import celery_app
@@ -24,6 +25,7 @@ def _use_broker(url: str) -> None:
     if celery_app._pool is not None:
         celery_app._pool.force_close_all()
     celery_app._pool = None
+    pools.reset()  # kombu's process-wide producer pools still hold the closed connection pool
     celery_app.amqp._producer_pool = None
     celery_app.conf.broker_url = url
     broker.forget()
