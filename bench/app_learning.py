@@ -87,7 +87,7 @@ class Orchestrator:
             made = self.triplets() - count
             per_query = made / chunk if per_query is None else 0.5 * per_query + 0.5 * made / chunk
             self.say(f"simulate_feedback --queries {chunk}: {out} (table: {count + made})")
-        return {"queries": queries, "simulate_s": time.monotonic() - started}
+        return {"searches": queries, "simulate_s": time.monotonic() - started}
 
     def wait_for_online(self, timeout: float) -> dict:
         """Until the OAHU cursor has consumed every triplet and no run is queued or running."""
@@ -106,12 +106,15 @@ class Orchestrator:
         raise TimeoutError(f"The online learner did not catch up within {timeout:.0f} s.")
 
     def online_state(self) -> dict:
+        from webapp.feedback.models import Judgement, Triplet
         from webapp.gallery.models import ModelVersion
         from webapp.learning.models import TrainingRun
 
         oahu = ModelVersion.objects.filter(head_kind="oahu")
         runs = TrainingRun.objects.filter(mode="oahu")
-        return {"oahu_versions": oahu.count(), "promoted": oahu.filter(promotion="promoted").count(),
+        return {"clicks": Judgement.objects.count(),
+                "anchors": Triplet.objects.values("anchor_id").distinct().count(),
+                "oahu_versions": oahu.count(), "promoted": oahu.filter(promotion="promoted").count(),
                 "rejected": oahu.filter(promotion="rejected").count(),
                 "runs": runs.count(), "failed_runs": runs.filter(status="failed").count(),
                 "latest_candidate": oahu.order_by("-id").values_list("id", flat=True).first()}
