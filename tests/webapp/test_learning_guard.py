@@ -14,6 +14,7 @@ from tests.webapp.learning_support import give_feedback
 from webapp.gallery import pipeline
 from webapp.gallery.models import IndexVersion, ModelVersion
 from webapp.learning import claims
+from webapp.learning.evaluation import guard_query_rows
 from webapp.learning.models import TrainingLock, TrainingRun
 from webapp.learning.promotion import promote_or_reject, rollback
 from webapp.learning.runs import execute, reap_stale_runs, start_run
@@ -40,6 +41,16 @@ def test_the_guard_rejects_a_worse_candidate_and_keeps_serving_the_active_one(sp
         "labelled"]["recall@1"] - 0.005
     assert ModelVersion.objects.get(is_active=True) == active
     assert IndexVersion.objects.get(is_active=True) == index
+
+
+def test_the_guard_queries_are_spread_over_the_whole_heldout_half() -> None:
+    heldout = np.zeros(6000, dtype=bool)
+    heldout[1::2] = True  # rows are in import order: the first held-out rows would be the first labels only
+    rows = guard_query_rows(heldout, 500)
+    assert len(rows) == 500 and len(set(rows.tolist())) == 500 and heldout[rows].all()
+    assert rows.min() < 600 and rows.max() > 5400  # from the first tenth to the last
+    assert np.array_equal(rows, guard_query_rows(heldout, 500))  # the same sample every time: like for like
+    assert np.array_equal(guard_query_rows(heldout[:800], 500), np.flatnonzero(heldout[:800]))  # fewer: all
 
 
 def test_rollback_reactivates_an_earlier_version(split_demo, data_dir, settings) -> None:
