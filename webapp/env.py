@@ -65,11 +65,17 @@ def env_choice(name: str, default: str, choices: set[str]) -> str:
     return value
 
 
-def env_list(name: str, default: list[str]) -> list[str]:
+def env_list(name: str, default: list[str], choices: set[str] | None = None) -> list[str]:
+    """Comma-separated items; with `choices`, every item must be one of them and at least one is needed."""
     value = env_str(name)
     if value is None:
         return default
-    return [item.strip() for item in value.split(",") if item.strip()]
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if choices is not None:
+        unknown = sorted(set(items) - choices)
+        if unknown or not items:
+            raise ImproperlyConfigured(f"{name}={value!r}: give one or more of {sorted(choices)}, comma-separated.")
+    return items
 
 
 def parse_database_url(url: str, base_dir: Path) -> dict:

@@ -167,7 +167,11 @@ ONLINE_LEARNING = env_bool("REFIND_ONLINE_LEARNING", True)
 ONLINE_DEBOUNCE_SECONDS = env_float("REFIND_ONLINE_DEBOUNCE_SECONDS", 1.0, minimum=0.0)
 ONLINE_MIN_NEW_TRIPLETS = env_int("REFIND_ONLINE_MIN_NEW_TRIPLETS", 10, minimum=1)
 OAHU_BATCH_SIZE = env_int("REFIND_OAHU_BATCH_SIZE", 16, minimum=1, maximum=4096)  # 16: docs/training.md
-OAHU_PARAMS: dict = {}  # training.oahu.OAHUConfig defaults (chosen by measurement, docs/training.md)
+OAHU_LR = env_float("REFIND_OAHU_LR", 1.0, minimum=1e-6)  # 1, not the library's 3: docs/learning.md
+OAHU_PARAMS: dict = {"lr": OAHU_LR}  # the rest: training.oahu.OAHUConfig defaults (docs/training.md)
+# Triplet sources the online learner consumes; transitive ones collapse it (docs/learning.md)
+ONLINE_TRIPLET_SOURCES = env_list("REFIND_ONLINE_TRIPLET_SOURCES", ["click", "explicit"],
+                                  choices={"click", "explicit", "transitive", "label"})
 BATCH_DEFAULT_LOSS = env_str("REFIND_BATCH_LOSS", "multi_similarity")
 TRAINING_DEVICE = env_choice("TRAINING_DEVICE", "auto", {"auto", "cpu", "cuda"})
 GUARD_MAX_QUERIES = env_int("REFIND_GUARD_MAX_QUERIES", 500, minimum=10)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from django.db.models import Count
 
 from tests.webapp.learning_support import give_feedback
+from training.oahu import OAHU
+from webapp import artifacts
 from webapp.feedback import consumer
 from webapp.feedback.models import Triplet
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
+from webapp.learning.evaluation import is_heldout_impression
 from webapp.learning.models import AlphaSnapshot, TrainingRun
 from webapp.learning.online import CURSOR
 from webapp.learning.runs import start_run
@@ -54,3 +58,18 @@ def test_below_the_publish_threshold_the_learner_advances_without_a_version(spli
     assert run.status == TrainingRun.Status.UNCHANGED and made > 0
     assert consumer.open_cursor(CURSOR).watermark == Triplet.objects.latest("id").pk
     assert not ModelVersion.objects.filter(head_kind="oahu").exists()
+
+
+def test_the_online_learner_consumes_transitive_triplets_without_learning_from_them(split_demo, eager_tasks,
+                                                                                    settings) -> None:
+    settings.ONLINE_MIN_NEW_TRIPLETS = 1
+    give_feedback(queries=4)
+    by_source = dict(Triplet.objects.values_list("source").annotate(n=Count("id")).values_list("source", "n"))
+    assert by_source.get("transitive", 0) > 0 and by_source.get("click", 0) + by_source.get("explicit", 0) > 0
+    run = start_run(TrainingRun.Mode.OAHU)
+    run.refresh_from_db()
+    learner = OAHU.load(artifacts.fetch(consumer.open_cursor(CURSOR).artifact))
+    direct = Triplet.objects.exclude(source="transitive")
+    assert learner.triplets_seen == sum(1 for t in direct.select_related("judgement")
+                                        if not is_heldout_impression(t.judgement.impression_id))
+    assert consumer.open_cursor(CURSOR).watermark == Triplet.objects.latest("id").pk  # all consumed

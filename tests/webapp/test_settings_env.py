@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from webapp.env import env_bool, env_choice, env_int, parse_database_url, parse_storages
+from webapp.env import env_bool, env_choice, env_int, env_list, parse_database_url, parse_storages
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,6 +37,15 @@ def test_choices(monkeypatch) -> None:
     monkeypatch.setenv("X_ENV", "staging")
     with pytest.raises(ImproperlyConfigured, match="must be one of"):
         env_choice("X_ENV", "development", {"development", "production"})
+
+
+def test_lists_with_choices(monkeypatch) -> None:
+    monkeypatch.setenv("X_SOURCES", "click, transitive")
+    assert env_list("X_SOURCES", ["click"], choices={"click", "explicit", "transitive"}) == ["click", "transitive"]
+    for bad in ("click,typo", " , "):
+        monkeypatch.setenv("X_SOURCES", bad)
+        with pytest.raises(ImproperlyConfigured, match="one or more of"):
+            env_list("X_SOURCES", ["click"], choices={"click", "explicit", "transitive"})
 
 
 def test_database_urls(tmp_path: Path) -> None:

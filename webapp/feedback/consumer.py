@@ -29,6 +29,7 @@ class TripletBatch:
     positives: np.ndarray
     negatives: np.ndarray
     impressions: np.ndarray  # the impression each triplet came from, -1 for none (e.g. labels)
+    sources: np.ndarray  # Triplet.Source values ("click", "explicit", "transitive", "label")
 
     @property
     def last_id(self) -> int | None:
@@ -45,13 +46,11 @@ def open_cursor(name: str) -> ConsumerCursor:
 
 def read_batch(watermark: int, limit: int = 10_000) -> TripletBatch:
     """The next `limit` triplets after `watermark`, in id order."""
-    rows = [
-        (*row[:4], -1 if row[4] is None else row[4])
-        for row in Triplet.objects.filter(id__gt=watermark).order_by("id")
-        .values_list("id", "anchor_id", "positive_id", "negative_id", "judgement__impression_id")[:limit]
-    ]
-    columns = np.array(rows, dtype=np.int64).reshape(-1, 5)
-    return TripletBatch(*(columns[:, i] for i in range(5)))
+    rows = list(Triplet.objects.filter(id__gt=watermark).order_by("id").values_list(
+        "id", "anchor_id", "positive_id", "negative_id", "judgement__impression_id", "source")[:limit])
+    columns = np.array([(*row[:4], -1 if row[4] is None else row[4]) for row in rows], dtype=np.int64)
+    columns = columns.reshape(-1, 5)
+    return TripletBatch(*(columns[:, i] for i in range(5)), sources=np.array([row[5] for row in rows], dtype=str))
 
 
 def pending(watermark: int) -> int:

@@ -50,6 +50,7 @@ def online_update(progress: Callable[[float, str], None]) -> ModelVersion | None
     watermark, learned, total = cursor.watermark, 0, max(1, consumer.pending(cursor.watermark))
     while len(batch := consumer.read_batch(watermark, READ_LIMIT)):
         keep = np.array([not is_heldout_impression(int(i)) for i in batch.impressions], dtype=bool)
+        keep &= np.isin(batch.sources, settings.ONLINE_TRIPLET_SOURCES)
         store = ensure_features(np.concatenate([batch.anchors, batch.positives, batch.negatives]), active.backbone)
         keep &= store.contains(batch.anchors) & store.contains(batch.positives) & store.contains(batch.negatives)
         if keep.any():
