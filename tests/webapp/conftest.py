@@ -34,6 +34,10 @@ def data_dir(tmp_path: Path, settings) -> Path:
 
     cache.clear()  # rate-limit history starts empty in every test
     pipeline.reset_data_caches()
+    from webapp.search import service
+
+    # the process-wide index holder would otherwise keep serving the previous test's index (and its row ids)
+    service._holder = service.new_holder()
     yield root
     pipeline.reset_data_caches()
 
