@@ -14,7 +14,6 @@ import copy
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,18 +21,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from training.device import resolve_device, seed_everything
-from training.losses.registry import REGISTRY, build_loss
-from training.oahu import atomic_torch_save
-from training.samplers import (
-    batch_from_triplets,
-    click_groups,
-    drop_contradictions,
-    m_per_class_batches,
-    triplet_batches,
-)
+from training.loop import ProgressCallback, make_optimizer, run_steps, training_items
+from training.losses.registry import build_loss
 
 BatchLoader = Callable[[np.ndarray, bool], torch.Tensor]
-ProgressCallback = Callable[[int, int, float], None]
 
 
 @dataclass
@@ -72,82 +63,33 @@ def fine_tune_backbone(
 ) -> BackboneTuningResult:
     """Train a copy of ``model`` on labelled (m-per-class) or triplet batches of items 0..num_items-1.
 
-    ``model`` itself is left untouched. Batches, checkpointing and resuming follow
-    :func:`training.trainer.fine_tune`; the loss is computed in float32 on normalised features.
+    ``model`` itself is left untouched. Batches, checkpointing and resuming are
+    :func:`training.loop.run_steps` (triplet batches of ``batch_size // 3`` triplets); the loss is
+    computed in float32 on normalised features.
     """
-    if labels is None and triplets is None:
-        raise ValueError("fine_tune_backbone needs labels, triplets or both")
-    spec = REGISTRY[loss]
     device_t = resolve_device(device)
     seed_everything(seed)
-    triplet_rows = None if triplets is None else drop_contradictions(triplets)
-    if triplet_rows is not None and len(triplet_rows) == 0:
-        raise ValueError("no usable triplets")
-    item_labels = (np.asarray(labels, dtype=np.int64) if labels is not None
-                   else click_groups(triplet_rows, num_items))
-
+    triplet_rows, item_labels = training_items(labels, triplets, num_items)
     tuned = copy.deepcopy(model).to(device_t)
     with torch.no_grad():
         probe = tuned.eval()(load_batch(np.arange(min(2, num_items)), False).to(device_t))
     loss_module = build_loss(loss, probe.shape[1], int(item_labels.max()) + 1).to(device_t)
-    groups = [{"params": [p for p in tuned.parameters() if p.requires_grad], "lr": lr,
-               "weight_decay": weight_decay}]
-    if list(loss_module.parameters()):
-        groups.append({"params": list(loss_module.parameters()), "lr": loss_lr, "weight_decay": 0.0})
-    optimizer = torch.optim.AdamW(groups)
-
-    step, losses = 0, []
-    path = Path(checkpoint_path) if checkpoint_path is not None else None
-    if path is not None and path.exists():
-        state = torch.load(path, map_location=device_t, weights_only=False)
-        tuned.load_state_dict(state["model"])
-        loss_module.load_state_dict(state["loss"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, losses = int(state["step"]), list(state["losses"])
-
-    def epoch_batches(epoch: int) -> list[np.ndarray]:
-        if triplet_rows is not None:
-            return triplet_batches(len(triplet_rows), max(1, batch_size // 3), seed, epoch)
-        return m_per_class_batches(item_labels, m_per_class, batch_size, seed, epoch)
-
-    per_epoch = len(epoch_batches(0))
-    if per_epoch == 0:
-        raise ValueError("not enough data for one batch")
-    labels_t = torch.as_tensor(item_labels, device=device_t)
+    optimizer = make_optimizer(tuned, loss_module, lr, weight_decay, loss_lr, adamw=True)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device_t.type == "cuda")
-    while step < steps:
-        epoch, offset = divmod(step, per_epoch)
-        if offset == 0 and epoch > 0:
-            loss_module.step_epoch()
-        batch = epoch_batches(epoch)[offset]
-        indices_tuple = None
-        if triplet_rows is not None:
-            items, indices_tuple = batch_from_triplets(triplet_rows[batch])
-            indices_tuple = tuple(t.to(device_t) for t in indices_tuple)
-        else:
-            items = batch
+
+    def embed(items: np.ndarray) -> torch.Tensor:
         tuned.train()
         freeze_batchnorm(tuned)
         images = load_batch(items, True).to(device_t, non_blocking=True)
         with autocast:
             features = tuned(images)
-        embeddings = F.normalize(features.float(), dim=-1)
-        batch_labels = labels_t[torch.as_tensor(items, device=device_t)]
-        if indices_tuple is not None and not spec.needs_labels:
-            value = loss_module(embeddings, None, indices_tuple)
-        else:
-            value = loss_module(embeddings, batch_labels)
-        optimizer.zero_grad(set_to_none=True)
-        if value.requires_grad:
-            value.backward()
-            optimizer.step()
-        step += 1
-        losses.append(float(value.detach()))
-        if progress is not None:
-            progress(step, steps, losses[-1])
-        if path is not None and (step % checkpoint_every == 0 or step == steps):
-            atomic_torch_save({"model": tuned.state_dict(), "loss": loss_module.state_dict(),
-                               "optimizer": optimizer.state_dict(), "step": step, "losses": losses}, path)
+        return F.normalize(features.float(), dim=-1)
+
+    losses, step = run_steps(
+        tuned, loss_module, optimizer, embed, triplet_rows, item_labels, steps=steps, batch_size=batch_size,
+        triplets_per_batch=max(1, batch_size // 3), m_per_class=m_per_class, seed=seed, device=device_t,
+        progress=progress, checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every,
+    )
     return BackboneTuningResult(model=tuned.eval(), losses=losses, steps_done=step)
 
 

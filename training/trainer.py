@@ -8,9 +8,7 @@ embedding_dim), so with no training retrieval equals cosine retrieval on the bac
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,17 +17,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from training.device import resolve_device, seed_everything
-from training.losses.registry import REGISTRY, build_loss
-from training.oahu import atomic_torch_save
-from training.samplers import (
-    batch_from_triplets,
-    click_groups,
-    drop_contradictions,
-    m_per_class_batches,
-    triplet_batches,
-)
-
-ProgressCallback = Callable[[int, int, float], None]
+from training.loop import ProgressCallback, make_optimizer, run_steps, training_items
+from training.losses.registry import build_loss
 
 
 class LinearHead(nn.Module):
@@ -117,86 +106,26 @@ def fine_tune(
         if not hasattr(config, key):
             raise TypeError(f"unknown fine_tune setting {key!r}")
         setattr(config, key, value)
-    if labels is None and triplets is None:
-        raise ValueError("fine_tune needs labels, triplets or both")
     features = np.asarray(features, dtype=np.float32)
-    spec = REGISTRY[config.loss]
     device = resolve_device(config.device)
     seed_everything(config.seed)
-
-    triplet_rows = None if triplets is None else drop_contradictions(triplets)
-    if labels is not None:
-        item_labels = np.asarray(labels, dtype=np.int64)
-    elif triplet_rows is not None:
-        item_labels = click_groups(triplet_rows, len(features))
-    num_classes = int(item_labels.max()) + 1
+    triplet_rows, item_labels = training_items(labels, triplets, len(features))
 
     head = LinearHead(features.shape[1], config.embedding_dim, features).to(device)
-    embedding_dim = head.linear.out_features
-    loss_module = build_loss(config.loss, embedding_dim, num_classes, **config.loss_params).to(device)
-    groups = [{"params": head.parameters(), "lr": config.lr, "weight_decay": config.weight_decay}]
-    loss_params = list(loss_module.parameters())
-    if loss_params:
-        groups.append({"params": loss_params, "lr": config.loss_lr})
-    optimizer = torch.optim.Adam(groups)
-
-    step, losses = 0, []
-    path = Path(checkpoint_path) if checkpoint_path is not None else None
-    if path is not None and path.exists():
-        state = torch.load(path, map_location=device, weights_only=False)
-        head.load_state_dict(state["head"])
-        loss_module.load_state_dict(state["loss"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, losses = int(state["step"]), list(state["losses"])
-        if hasattr(loss_module.loss, "gamma") and "gamma" in state:
-            loss_module.loss.gamma = state["gamma"]
-
+    loss_module = build_loss(config.loss, head.linear.out_features, int(item_labels.max()) + 1,
+                             **config.loss_params).to(device)
+    optimizer = make_optimizer(head, loss_module, config.lr, config.weight_decay, config.loss_lr)
     feats_t = torch.as_tensor(features, device=device)
-    labels_t = torch.as_tensor(item_labels, device=device)
 
-    def epoch_batches(epoch: int) -> list[np.ndarray]:
-        if triplet_rows is not None:
-            return triplet_batches(len(triplet_rows), config.batch_size, config.seed, epoch)
-        return m_per_class_batches(item_labels, config.m_per_class, config.batch_size, config.seed, epoch)
-
-    per_epoch = len(epoch_batches(0))
-    if per_epoch == 0:
-        raise ValueError("not enough data for one batch")
-    while step < config.steps:
-        epoch, offset = divmod(step, per_epoch)
-        if offset == 0 and epoch > 0:
-            loss_module.step_epoch()
-        batch = epoch_batches(epoch)[offset]
+    def embed(items: np.ndarray) -> torch.Tensor:
         head.train()
-        if triplet_rows is not None:
-            items, indices_tuple = batch_from_triplets(triplet_rows[batch])
-            items_t = torch.as_tensor(items, device=device)
-            embeddings = head(feats_t[items_t])
-            batch_labels = labels_t[items_t]
-            if spec.needs_labels:
-                value = loss_module(embeddings, batch_labels)
-            else:
-                value = loss_module(embeddings, None, tuple(t.to(device) for t in indices_tuple))
-        else:
-            rows = torch.as_tensor(batch, device=device)
-            value = loss_module(head(feats_t[rows]), labels_t[rows])
-        optimizer.zero_grad()
-        if value.requires_grad:
-            value.backward()
-            optimizer.step()
-        step += 1
-        losses.append(float(value.detach()))
-        if progress is not None:
-            progress(step, config.steps, losses[-1])
-        if path is not None and (step % config.checkpoint_every == 0 or step == config.steps):
-            state = {
-                "head": head.state_dict(),
-                "loss": loss_module.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "step": step,
-                "losses": losses,
-                "gamma": getattr(loss_module.loss, "gamma", None),
-            }
-            atomic_torch_save(state, path)
+        return head(feats_t[torch.as_tensor(items, device=device)])
+
+    losses, step = run_steps(
+        head, loss_module, optimizer, embed, triplet_rows, item_labels, steps=config.steps,
+        batch_size=config.batch_size, triplets_per_batch=config.batch_size, m_per_class=config.m_per_class,
+        seed=config.seed, device=device, progress=progress, checkpoint_path=checkpoint_path,
+        checkpoint_every=config.checkpoint_every,
+    )
     head.eval()
     return FineTuneResult(head=head, loss_module=loss_module, losses=losses, steps_done=step)
