@@ -19,6 +19,9 @@ import torch
 from PIL import Image
 
 from bench.clicks import ClickSimulator, split_per_class
+from bench.learning import list_dataset
+from retrieval.backbones import load_backbone
+from retrieval.extraction import open_rgb, preprocess
 from training.backbone_tuning import extract_features, fine_tune_backbone
 from training.trainer import fine_tune
 
@@ -26,20 +29,14 @@ MEAN = STD = 0.5  # EfficientNet-Lite inputs are scaled to [-1, 1]
 
 
 def pack(dataset: Path, out: Path, quality: int) -> None:
-    """Evaluation crops of every image as JPEG bytes plus labels (sorted species folders = 0..99)."""
-    images = dataset / "images"
-    blobs, labels = [], []
-    for label, species in enumerate(sorted(p.name for p in images.iterdir() if p.is_dir())):
-        for file in sorted((images / species).glob("*.jpg")):
-            image = Image.open(file).convert("RGB")
-            scale = 256 / min(image.size)
-            image = image.resize((max(256, round(image.width * scale)), max(256, round(image.height * scale))),
-                                 Image.BILINEAR)
-            left, top = (image.width - 224) // 2, (image.height - 224) // 2
-            buffer = io.BytesIO()
-            image.crop((left, top, left + 224, top + 224)).save(buffer, "JPEG", quality=quality)
-            blobs.append(np.frombuffer(buffer.getvalue(), np.uint8))
-            labels.append(label)
+    """Evaluation crops (retrieval.extraction.preprocess) of every image as JPEG bytes, plus labels."""
+    backbone = load_backbone("efficientnet_lite0")
+    paths, labels, _ = list_dataset(dataset)
+    blobs = []
+    for path in paths:
+        buffer = io.BytesIO()
+        Image.fromarray(preprocess(open_rgb(path), backbone)).save(buffer, "JPEG", quality=quality)
+        blobs.append(np.frombuffer(buffer.getvalue(), np.uint8))
     offsets = np.cumsum([0] + [len(b) for b in blobs])
     np.savez(out, data=np.concatenate(blobs), offsets=offsets, labels=np.asarray(labels))
 
@@ -103,8 +100,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.pack:
         pack(args.pack, args.crops, args.quality)
-    from retrieval.backbones import load_backbone
-
     backbone = load_backbone("efficientnet_lite0").model
     crops = Crops(args.crops, args.every)
     budgets = [int(b) for b in args.budgets.split(",")]

@@ -12,14 +12,14 @@ import logging
 
 import numpy as np
 from django.conf import settings
-from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
 from retrieval.backbones import BackboneUnavailable
 from retrieval.feature_store import FeatureStore
-from retrieval.images import ImageRejected, decode_image
+from retrieval.images import ImageRejected
 from webapp.gallery import pipeline
 from webapp.gallery.models import Image
+from webapp.gallery.storing import read_stored_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +46,7 @@ def ensure_features(ids: np.ndarray, backbone: str | None = None) -> FeatureStor
 
     def load(image: Image) -> PILImage.Image | None:
         try:
-            with default_storage.open(image.file.name, "rb") as handle:
-                data = handle.read()
-            return decode_image(data, max_bytes=len(data) + 1, min_side=1,
-                                max_pixels=settings.MAX_IMAGE_PIXELS).rgb
+            return read_stored_rgb(image.file.name)
         except (ImageRejected, OSError) as exc:
             failed.append(f"{image.pk}: {exc}")
             return None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from PIL import Image as PILImage
 
-from retrieval.images import DecodedImage, make_thumbnail
+from retrieval.images import DecodedImage, decode_image, make_thumbnail
 from webapp.gallery.models import Image
 
 _EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
@@ -53,3 +55,12 @@ def _merge(image: Image, *, role: str, label: str) -> Image:
     if changed:
         image.save(update_fields=changed)
     return image
+
+
+def read_stored_rgb(name: str) -> PILImage.Image:
+    """Decode a stored original (validated when it was stored: only the pixel bound applies again).
+
+    Raises OSError when the storage cannot read it, ImageRejected when it no longer decodes."""
+    with default_storage.open(name, "rb") as handle:
+        data = handle.read()
+    return decode_image(data, max_bytes=len(data) + 1, min_side=1, max_pixels=settings.MAX_IMAGE_PIXELS).rgb

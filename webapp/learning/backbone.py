@@ -9,19 +9,17 @@ first need the features (webapp/gallery/features.py).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 
 import numpy as np
 import torch
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db.models import Max
 
 from retrieval.backbones import Backbone
 from retrieval.extraction import preprocess
-from retrieval.images import decode_image
 from training.backbone_tuning import extract_features, fine_tune_backbone
 from training.oahu import atomic_torch_save
 from webapp import artifacts
@@ -29,9 +27,8 @@ from webapp.feedback.models import Triplet
 from webapp.gallery import pipeline
 from webapp.gallery.indexing import indexable_ids
 from webapp.gallery.models import Image, ModelVersion
+from webapp.gallery.storing import read_stored_rgb
 from webapp.learning.batch import batch_shape, training_items
-
-logger = logging.getLogger(__name__)
 
 
 class StoredImages:
@@ -47,10 +44,10 @@ class StoredImages:
         self.mean, self.std = mean.view(1, 3, 1, 1), std.view(1, 3, 1, 1)
 
     def _crop(self, name: str) -> np.ndarray:
-        with default_storage.open(name, "rb") as handle:
-            data = handle.read()
-        rgb = decode_image(data, max_bytes=len(data) + 1, min_side=1, max_pixels=settings.MAX_IMAGE_PIXELS).rgb
-        return preprocess(rgb, self.backbone)
+        return preprocess(read_stored_rgb(name), self.backbone)
+
+    def close(self) -> None:
+        self.pool.shutdown()
 
     def __call__(self, indices: np.ndarray, train: bool) -> torch.Tensor:
         crops = np.stack(list(self.pool.map(self._crop, [self.files[i] for i in indices])))
@@ -69,21 +66,22 @@ def backbone_retrain(run_id: int, params: dict, progress: Callable[[float, str],
     batch_size, steps = batch_shape(params, labels, len(ids))
     start = pipeline.backbone(active.backbone)
     device = params.get("device", settings.TRAINING_DEVICE)
-    result = fine_tune_backbone(
-        start.model, StoredImages(ids, start, seed=int(params.get("seed", 0))), len(ids), labels, triplet_rows,
-        loss=params.get("loss", settings.BATCH_DEFAULT_LOSS), steps=steps, batch_size=batch_size,
-        lr=float(params.get("lr", 1e-4)), device=device, seed=int(params.get("seed", 0)),
-        checkpoint_path=settings.CACHE_DIR / "checkpoints" / f"run-{run_id}-backbone.ckpt",
-        progress=lambda step, total, loss: progress(0.6 * step / total, f"step {step}/{total}, loss {loss:.4f}"),
-    )
+    with closing(StoredImages(ids, start, seed=int(params.get("seed", 0)))) as images:
+        result = fine_tune_backbone(
+            start.model, images, len(ids), labels, triplet_rows,
+            loss=params.get("loss", settings.BATCH_DEFAULT_LOSS), steps=steps, batch_size=batch_size,
+            lr=float(params.get("lr", 1e-4)), device=device, seed=int(params.get("seed", 0)),
+            checkpoint_path=settings.CACHE_DIR / "checkpoints" / f"run-{run_id}-backbone.ckpt",
+            progress=lambda step, total, loss: progress(0.6 * step / total, f"step {step}/{total}, loss {loss:.4f}"),
+        )
     tuned = result.model.cpu().eval()
     artifact = artifacts.publish(artifacts.new_name("models", f"backbone-run{run_id:06d}", ".pt"),
                                  lambda path: atomic_torch_save(tuned.state_dict(), path))
     name = f"{pipeline.base_backbone_name(active.backbone)}{pipeline.TUNED}{artifact}"
     gallery = indexable_ids(active.backbone)
     progress(0.65, f"re-extracting {len(gallery)} gallery images with the tuned backbone")
-    features = extract_features(tuned, StoredImages(gallery, start), len(gallery), batch_size=64, device=device,
-                                bf16=False)
+    with closing(StoredImages(gallery, start)) as images:
+        features = extract_features(tuned, images, len(gallery), batch_size=64, device=device, bf16=False)
     pipeline.feature_store(name).append(gallery, features)
     return ModelVersion.objects.create(
         backbone=name, head_kind="identity", parent=active, triplet_watermark=watermark,
