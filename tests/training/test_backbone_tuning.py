@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tests.training.triplet_factory import triplets
 from training.backbone_tuning import extract_features, fine_tune_backbone
 
 
@@ -59,14 +60,9 @@ def test_labels_training_separates_classes_and_leaves_the_input_model_alone():
 def test_triplets_alone_train_through_click_groups():
     model = tiny_backbone()
     images, labels = toy_images()
-    rng = np.random.default_rng(0)
-    rows = []
-    while len(rows) < 60:
-        a, p, n = rng.integers(len(labels), size=3)
-        if a != p and labels[a] == labels[p] and labels[n] != labels[a]:
-            rows.append((a, p, n))
+    rows = triplets(labels, 60)
     start = class_separation(extract_features(model, loader(images), len(labels), device="cpu"), labels)
-    result = fine_tune_backbone(model, loader(images), len(labels), triplets=np.array(rows), loss="triplet",
+    result = fine_tune_backbone(model, loader(images), len(labels), triplets=rows, loss="triplet",
                                 steps=40, batch_size=24, lr=3e-3, device="cpu")
     after = class_separation(extract_features(result.model, loader(images), len(labels), device="cpu"), labels)
     assert after > start

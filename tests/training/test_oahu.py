@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.training.triplet_factory import triplets
 from training.evaluation import evaluate
 from training.oahu import OAHU
 from training.oahu_backprop import forward_backward
@@ -20,16 +21,6 @@ def data(seed: int = 0, n: int = 120, classes: int = 6) -> tuple[np.ndarray, np.
     centres = rng.normal(size=(classes, DIM))
     feats = centres[labels] + 0.9 * rng.normal(size=(n, DIM)) + 3.0  # positive offset like pooled features
     return np.abs(feats).astype(np.float32), labels
-
-
-def triplets(labels: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    rows = []
-    while len(rows) < count:
-        a, p, n = rng.integers(len(labels), size=3)
-        if a != p and labels[a] == labels[p] and labels[a] != labels[n]:
-            rows.append((a, p, n))
-    return np.asarray(rows)
 
 
 def model(feats: np.ndarray, **params: object) -> OAHU:

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.training.triplet_factory import triplets
 from training.device import resolve_device
 from training.evaluation import evaluate
 from training.samplers import click_groups, drop_contradictions
@@ -17,16 +18,6 @@ def data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     centres = rng.normal(size=(8, 16))
     feats = 0.6 * centres[labels] + rng.normal(size=(len(labels), 16)) + 2.0
     return feats.astype(np.float32), labels
-
-
-def triplets(labels: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    rows = []
-    while len(rows) < count:
-        a, p, n = rng.integers(len(labels), size=3)
-        if a != p and labels[a] == labels[p] and labels[a] != labels[n]:
-            rows.append((a, p, n))
-    return np.asarray(rows)
 
 
 def test_head_starts_at_pretrained_metric() -> None:

@@ -20,15 +20,21 @@ from webapp.search import service
 pytestmark = pytest.mark.django_db
 
 
-def test_a_backbone_run_publishes_tuned_weights_and_the_index_searches_with_them(split_demo, eager_tasks,
-                                                                                   settings) -> None:
+@pytest.fixture
+def backbone_run(split_demo, eager_tasks, settings) -> TrainingRun:
+    """A finished batch run with `backbone: true` on feedback over the demo gallery (the guard let through)."""
     settings.PROMOTION_TOLERANCE_POINTS = 100.0
     give_feedback(queries=6, clicks=1)
-    base = pipeline.active_model_version()
     run = start_run(TrainingRun.Mode.BATCH, {"loss": "triplet", "epochs": 1, "batch_size": 12, "lr": 1e-3,
                                              "data": "triplets", "backbone": True, "device": "cpu"})
     run.refresh_from_db()
+    return run
+
+
+def test_a_backbone_run_publishes_tuned_weights_and_the_index_searches_with_them(backbone_run) -> None:
+    run = backbone_run
     assert run.status == "promoted", (run.message, run.error)
+    base = run.candidate.parent
     version = run.candidate
     name, _, weights = version.backbone.partition("@")
     assert name == base.backbone and artifacts.exists(weights) and version.head_kind == "identity"
@@ -55,14 +61,8 @@ def test_a_backbone_run_publishes_tuned_weights_and_the_index_searches_with_them
     np.testing.assert_allclose(stored, fresh, rtol=1e-3, atol=1e-4)
 
 
-def test_a_query_upload_is_embedded_with_the_active_tuned_backbone(split_demo, eager_tasks, settings,
-                                                                   demo_folder) -> None:
-    settings.PROMOTION_TOLERANCE_POINTS = 100.0
-    give_feedback(queries=6, clicks=1)
-    run = start_run(TrainingRun.Mode.BATCH, {"loss": "triplet", "epochs": 1, "batch_size": 12, "lr": 1e-3,
-                                             "data": "triplets", "backbone": True, "device": "cpu"})
-    run.refresh_from_db()
-    version = run.candidate
+def test_a_query_upload_is_embedded_with_the_active_tuned_backbone(backbone_run, demo_folder) -> None:
+    version = backbone_run.candidate
     upload = next(path for path in sorted(demo_folder.rglob("*")) if path.is_file()).read_bytes()
     result = service.search_upload(upload, "query.png", k=5)
     assert pipeline.feature_store(version.backbone).contains(np.array([result.query.pk]))[0]
