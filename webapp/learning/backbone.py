@@ -28,7 +28,7 @@ from webapp.gallery import pipeline
 from webapp.gallery.indexing import indexable_ids
 from webapp.gallery.models import Image, ModelVersion
 from webapp.gallery.storing import read_stored_rgb
-from webapp.learning.batch import batch_shape, training_items
+from webapp.learning.batch import batch_shape, training_images
 
 
 class StoredImages:
@@ -62,7 +62,7 @@ def backbone_retrain(run_id: int, params: dict, progress: Callable[[float, str],
     """Fine-tune the active backbone; never on held-out labels or held-out impressions' clicks."""
     active = pipeline.active_model_version()
     watermark = Triplet.objects.aggregate(top=Max("id"))["top"] or 0
-    ids, labels, triplet_rows = training_items(active.backbone, params.get("data", "both"), watermark)
+    ids, labels, triplet_rows = training_images(active.backbone, params.get("data", "both"), watermark)
     batch_size, steps = batch_shape(params, labels, len(ids))
     start = pipeline.backbone(active.backbone)
     device = params.get("device", settings.TRAINING_DEVICE)

@@ -27,7 +27,7 @@ def _training_triplets(max_id: int) -> np.ndarray:
                     dtype=np.int64).reshape(-1, 3)
 
 
-def training_items(backbone: str, use: str, watermark: int) -> tuple[np.ndarray, np.ndarray | None,
+def training_images(backbone: str, use: str, watermark: int) -> tuple[np.ndarray, np.ndarray | None,
                                                                       np.ndarray | None]:
     """(image ids, labels, triplet rows into the ids): triplets when there are some (and asked for), else
     labels. Only images with features under `backbone` (readable originals) take part."""
@@ -64,7 +64,7 @@ def batch_retrain(run_id: int, params: dict, progress: Callable[[float, str], No
     """Train on what exists now; never on held-out images' labels or held-out impressions' clicks."""
     active = pipeline.active_model_version()
     watermark = Triplet.objects.aggregate(top=Max("id"))["top"] or 0
-    ids, labels, triplet_rows = training_items(active.backbone, params.get("data", "both"), watermark)
+    ids, labels, triplet_rows = training_images(active.backbone, params.get("data", "both"), watermark)
     features = pipeline.feature_store(active.backbone).get(ids)
     batch_size, steps = batch_shape(params, labels, len(features))
     result = fine_tune(
