@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
+from retrieval.images import size_message
 from webapp.feedback import impressions
 from webapp.gallery.models import Image
 from webapp.search import service
@@ -41,8 +42,7 @@ def search_upload(request: HttpRequest) -> HttpResponse:
     if upload is None:
         return _error(request, "Choose an image file to search with.")
     if upload.size > settings.MAX_UPLOAD_BYTES:
-        return _error(request, f"The file is {upload.size / 1e6:.1f} MB; the limit is "
-                               f"{settings.MAX_UPLOAD_BYTES / 1e6:.1f} MB.")
+        return _error(request, size_message(upload.size, settings.MAX_UPLOAD_BYTES))
     try:
         result = service.search_upload(upload.read(), original_name=upload.name or "", k=PAGE_SIZE)
     except service.ImageRejected as exc:
