@@ -8,6 +8,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from retrieval.index import IndexFactoryError, validate_factory
+from retrieval.pooling import SEPARATOR, PoolingError, parse_pooling, pooled_name
 from webapp.env import (
     env_bool,
     env_choice,
@@ -146,7 +147,17 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 
 # Retrieval
-BACKBONE = env_str("REFIND_BACKBONE", "efficientnet_lite0")
+_NETWORK = env_str("REFIND_BACKBONE", "efficientnet_lite0")
+if SEPARATOR in _NETWORK:
+    raise ImproperlyConfigured(f"REFIND_BACKBONE={_NETWORK!r} names the network only; set REFIND_POOLING instead.")
+# Pooling of the last feature map (docs/benchmarks.md §10): GeM p=3 by default.
+POOLING = env_choice("REFIND_POOLING", "gem", {"avg", "gem"})
+try:
+    _POOLING = parse_pooling(POOLING, env_str("REFIND_GEM_P"))
+except PoolingError as exc:
+    raise ImproperlyConfigured(f"REFIND_GEM_P: {exc}") from exc
+# The features the app extracts: network + pooling (e.g. "efficientnet_lite0+gem3"); a change re-extracts.
+BACKBONE = pooled_name(_NETWORK, _POOLING)
 INDEX_FACTORY = env_str("REFIND_INDEX_FACTORY", "Flat")
 try:
     validate_factory(INDEX_FACTORY)
