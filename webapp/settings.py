@@ -189,7 +189,11 @@ ONLINE_TRIPLET_SOURCES = env_list("REFIND_ONLINE_TRIPLET_SOURCES", ["click", "ex
                                   choices={"click", "explicit", "transitive", "label"})
 BATCH_DEFAULT_LOSS = env_str("REFIND_BATCH_LOSS", "multi_similarity")
 TRAINING_DEVICE = env_choice("TRAINING_DEVICE", "auto", {"auto", "cpu", "cuda"})
-GUARD_MAX_QUERIES = env_int("REFIND_GUARD_MAX_QUERIES", 500, minimum=10)
+# Promotion guard (docs/learning.md): a paired test of candidate vs active on the same queries
+PROMOTION_GUARD = env_choice("REFIND_PROMOTION_GUARD", "paired", {"paired", "off"})  # off: promote every candidate
+GUARD_MAX_QUERIES = env_int("REFIND_GUARD_MAX_QUERIES", 10_000, minimum=10)
+GUARD_MIN_DISCORDANT = env_int("REFIND_GUARD_MIN_DISCORDANT", 10, minimum=1)
+GUARD_CONFIDENCE = min(0.999, env_float("REFIND_GUARD_CONFIDENCE", 0.95, minimum=0.5))
 PROMOTION_TOLERANCE_POINTS = env_float("REFIND_PROMOTION_TOLERANCE_POINTS", 0.5, minimum=0.0)
 LEARNING_HELDOUT_IMPRESSION_EVERY = env_int("REFIND_HELDOUT_IMPRESSION_EVERY", 5, minimum=0)
 LEARNING_STALE_SECONDS = env_int("REFIND_STALE_RUN_SECONDS", 120, minimum=5)
