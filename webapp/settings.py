@@ -9,6 +9,7 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from retrieval.index import IndexFactoryError, validate_factory
+from retrieval.pooling import SEPARATOR, PoolingError, parse_pooling, pooled_name
 from webapp.env import (
     env_bool,
     env_choice,
@@ -150,7 +151,17 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 
 # Retrieval
-BACKBONE = env_str("REFIND_BACKBONE", "efficientnet_lite0")
+_NETWORK = env_str("REFIND_BACKBONE", "efficientnet_lite0")
+if SEPARATOR in _NETWORK:
+    raise ImproperlyConfigured(f"REFIND_BACKBONE={_NETWORK!r} names the network only; set REFIND_POOLING instead.")
+# Pooling of the last feature map (docs/benchmarks.md §10): GeM p=3 by default.
+POOLING = env_choice("REFIND_POOLING", "gem", {"avg", "gem"})
+try:
+    _POOLING = parse_pooling(POOLING, env_str("REFIND_GEM_P"))
+except PoolingError as exc:
+    raise ImproperlyConfigured(f"REFIND_GEM_P: {exc}") from exc
+# The features the app extracts: network + pooling (e.g. "efficientnet_lite0+gem3"); a change re-extracts.
+BACKBONE = pooled_name(_NETWORK, _POOLING)
 INDEX_FACTORY = env_str("REFIND_INDEX_FACTORY", "Flat")
 try:
     validate_factory(INDEX_FACTORY)
@@ -178,7 +189,11 @@ ONLINE_TRIPLET_SOURCES = env_list("REFIND_ONLINE_TRIPLET_SOURCES", ["click", "ex
                                   choices={"click", "explicit", "transitive", "label"})
 BATCH_DEFAULT_LOSS = env_str("REFIND_BATCH_LOSS", "multi_similarity")
 TRAINING_DEVICE = env_choice("TRAINING_DEVICE", "auto", {"auto", "cpu", "cuda"})
-GUARD_MAX_QUERIES = env_int("REFIND_GUARD_MAX_QUERIES", 500, minimum=10)
+# Promotion guard (docs/learning.md): a paired test of candidate vs active on the same queries
+PROMOTION_GUARD = env_choice("REFIND_PROMOTION_GUARD", "paired", {"paired", "off"})  # off: promote every candidate
+GUARD_MAX_QUERIES = env_int("REFIND_GUARD_MAX_QUERIES", 10_000, minimum=10)
+GUARD_MIN_DISCORDANT = env_int("REFIND_GUARD_MIN_DISCORDANT", 10, minimum=1)
+GUARD_CONFIDENCE = min(0.999, env_float("REFIND_GUARD_CONFIDENCE", 0.95, minimum=0.5))
 PROMOTION_TOLERANCE_POINTS = env_float("REFIND_PROMOTION_TOLERANCE_POINTS", 0.5, minimum=0.0)
 LEARNING_HELDOUT_IMPRESSION_EVERY = env_int("REFIND_HELDOUT_IMPRESSION_EVERY", 5, minimum=0)
 LEARNING_STALE_SECONDS = env_int("REFIND_STALE_RUN_SECONDS", 120, minimum=5)
