@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from retrieval.images import size_message
 from webapp.feedback import impressions
+from webapp.gallery import privacy
 from webapp.gallery.serializers import image_urls
 from webapp.search import service
 
@@ -74,6 +75,7 @@ class SearchView(APIView):
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         except service.SearchUnavailable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        privacy.record_upload(result.query, request, upload.name or "")
         impression = impressions.record(request, result)
         body = {
             "query_id": result.query.pk,

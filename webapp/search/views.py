@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
@@ -17,6 +17,7 @@ from retrieval.images import size_message
 from webapp.feedback import impressions
 from webapp.feedback.models import Impression
 from webapp.feedback.triplets import live_verdicts
+from webapp.gallery import privacy
 from webapp.gallery.models import Image
 from webapp.search import service
 from webapp.throttling import throttled
@@ -80,13 +81,14 @@ def search_upload(request: HttpRequest) -> HttpResponse:
         return _error(request, str(exc))
     except service.SearchUnavailable as exc:
         return _error(request, str(exc), status=503)
+    privacy.record_upload(result.query, request, upload.name or "")
     return _results(request, result)
 
 
 @require_GET
 @throttled("search")
 def search_similar(request: HttpRequest, image_id: int) -> HttpResponse:
-    query = get_object_or_404(Image, pk=image_id)
+    query = privacy.visible_or_404(request, image_id)
     try:
         offset = int(request.GET.get("offset", 0))
     except ValueError:
@@ -107,7 +109,7 @@ def search_similar(request: HttpRequest, image_id: int) -> HttpResponse:
 def image_detail(request: HttpRequest, image_id: int) -> HttpResponse:
     """An image on its own page; opened from a results page (`?impression=`), with its verdict buttons and a
     way back to those results."""
-    image = get_object_or_404(Image, pk=image_id)
+    image = privacy.visible_or_404(request, image_id)
     context: dict = {"image": image}
     impression = _own_impression(request, request.GET.get("impression"), image_id)
     if impression is not None:
