@@ -11,7 +11,6 @@ from rest_framework import generics, serializers, status
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from webapp.feedback import impressions
@@ -19,6 +18,7 @@ from webapp.feedback.models import Judgement, Triplet
 from webapp.feedback.triplets import FeedbackRejected, record_judgement
 from webapp.gallery import privacy
 from webapp.gallery.models import Image
+from webapp.throttling import ClientThrottle
 
 ERROR = inline_serializer("FeedbackError", {"detail": serializers.CharField()})
 
@@ -42,7 +42,7 @@ class FeedbackResponseSerializer(serializers.Serializer):
 
 
 class FeedbackView(APIView):
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ClientThrottle]
     throttle_scope = "feedback"
 
     @extend_schema(

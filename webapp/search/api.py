@@ -8,7 +8,6 @@ from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from retrieval.images import size_message
@@ -16,6 +15,7 @@ from webapp.feedback import impressions
 from webapp.gallery import privacy
 from webapp.gallery.serializers import image_urls
 from webapp.search import service
+from webapp.throttling import ClientThrottle
 
 
 class SearchRequestSerializer(serializers.Serializer):
@@ -52,7 +52,7 @@ ERROR = inline_serializer("Error", {"detail": serializers.CharField()})
 
 class SearchView(APIView):
     parser_classes = [MultiPartParser, FormParser]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ClientThrottle]
     throttle_scope = "search"
 
     @extend_schema(
