@@ -147,6 +147,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 
 # Retrieval
 BACKBONE = env_str("REFIND_BACKBONE", "efficientnet_lite0")
+LOADED_BACKBONES = env_int("REFIND_LOADED_BACKBONES", 2, minimum=1, maximum=64)  # per process: webapp/runtime.py
 INDEX_FACTORY = env_str("REFIND_INDEX_FACTORY", "Flat")
 try:
     validate_factory(INDEX_FACTORY)
@@ -202,7 +203,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
                                     "interval_max": 0.5}
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"webapp.learning.tasks.*": {"queue": "training"}}
+CELERY_TASK_ROUTES = ("webapp.learning.dispatch.route",)  # queue names: webapp/learning/dispatch.py
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

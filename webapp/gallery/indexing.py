@@ -12,9 +12,9 @@ from django.db import transaction
 from retrieval.index import build_index, save_index
 from retrieval.index_tuning import apply_search_params
 from webapp import artifacts
-from webapp.gallery import pipeline
 from webapp.gallery.features import ensure_features
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
+from webapp.runtime import runtime
 
 logger = logging.getLogger(__name__)
 EMBED_CHUNK = 8192
@@ -31,13 +31,13 @@ def indexable_ids(backbone: str) -> np.ndarray:
 
 def gallery_vectors(version: ModelVersion) -> tuple[np.ndarray, np.ndarray]:
     """(ids, vectors) of every gallery image with features, embedded by `version`."""
-    store = pipeline.feature_store(version.backbone)
+    store = runtime.feature_store(version.backbone)
     ids = indexable_ids(version.backbone)
-    dim = pipeline.head_for(version).output_dim(store.dim)
+    dim = runtime.head(version).output_dim(store.dim)
     vectors = np.empty((len(ids), dim), dtype=np.float32)
     for start in range(0, len(ids), EMBED_CHUNK):
         chunk = ids[start : start + EMBED_CHUNK]
-        vectors[start : start + len(chunk)] = pipeline.embed(version, store.get(chunk))
+        vectors[start : start + len(chunk)] = runtime.embed(version, store.get(chunk))
     return ids, vectors
 
 
@@ -49,7 +49,7 @@ def build_and_activate(
 
     `gallery` = gallery_vectors(version) when the caller has it already."""
     started = time.perf_counter()
-    version = version or pipeline.active_model_version()
+    version = version or ModelVersion.active()
     factory = factory or settings.INDEX_FACTORY
     ids, vectors = gallery if gallery is not None else gallery_vectors(version)
     index = apply_search_params(build_index(vectors, ids, factory), settings.HNSW_EF_SEARCH)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
 
@@ -67,6 +68,18 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"v{self.pk} {self.backbone}/{self.head_kind}"
+
+    @classmethod
+    def active(cls) -> ModelVersion:
+        """The active model; on a new installation, an identity head over the configured backbone."""
+        version = cls.objects.filter(is_active=True).first()
+        if version is not None:
+            return version
+        version, _ = cls.objects.get_or_create(
+            backbone=settings.BACKBONE, head_kind="identity", parent=None,
+            defaults={"config": {"note": "pretrained backbone features"}},
+        )
+        return version
 
 
 class IndexVersion(models.Model):

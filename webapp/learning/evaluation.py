@@ -16,10 +16,10 @@ from django.utils import timezone
 from retrieval.index import build_index, search
 from training.evaluation import DEFAULT_KS, evaluate
 from webapp.feedback.models import Judgement
-from webapp.gallery import pipeline
 from webapp.gallery.features import ensure_features
 from webapp.gallery.indexing import gallery_vectors
 from webapp.gallery.models import Image, ModelVersion
+from webapp.runtime import runtime
 
 MIN_LABELLED_QUERIES = 2
 
@@ -42,7 +42,7 @@ def labelled_gallery(backbone: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 def labelled_report(version: ModelVersion) -> dict | None:
     ids, labels, heldout = labelled_gallery(version.backbone)
-    store = pipeline.feature_store(version.backbone)
+    store = runtime.feature_store(version.backbone)
     if not len(ids):
         return None
     query_mask = heldout.copy()
@@ -50,7 +50,7 @@ def labelled_report(version: ModelVersion) -> dict | None:
         query_mask = np.ones(len(ids), dtype=bool)
     if query_mask.sum() < MIN_LABELLED_QUERIES or len(set(labels)) < 2:
         return None
-    embeddings = pipeline.embed(version, store.get(ids))
+    embeddings = runtime.embed(version, store.get(ids))
     metrics = evaluate(embeddings, np.unique(labels.astype(str), return_inverse=True)[1], query_mask=query_mask)
     return {**metrics, "queries": int(query_mask.sum()), "gallery": len(ids),
             "protocol": "held-out split" if heldout.sum() >= MIN_LABELLED_QUERIES else "all labelled"}
@@ -76,7 +76,7 @@ def feedback_report(version: ModelVersion) -> dict | None:
     if not queries:
         return None
     k_max = max(DEFAULT_KS) + 1
-    _, found = search(index, pipeline.embed(version, store.get(np.array(queries))), k_max)
+    _, found = search(index, runtime.embed(version, store.get(np.array(queries))), k_max)
     ranked = {q: [i for i in row if i != q] for q, row in zip(queries, found.tolist(), strict=True)}
     ranks = [ranked[q].index(i) + 1 if i in ranked[q] else None for q, i in clicks if q in ranked]
     report = {f"recall@{k}": float(np.mean([r is not None and r <= k for r in ranks])) for k in DEFAULT_KS}
@@ -113,13 +113,13 @@ def quick_recall_at_1(
     `gallery` = (ids, vectors) already embedded by `version` (indexing.gallery_vectors) saves embedding again.
     """
     ids, labels, heldout = labelled_gallery(version.backbone)
-    store = pipeline.feature_store(version.backbone)
+    store = runtime.feature_store(version.backbone)
     if heldout.sum() >= MIN_LABELLED_QUERIES:
         if gallery is not None:
             position = {int(i): n for n, i in enumerate(gallery[0].tolist())}
             vectors = gallery[1][[position[int(i)] for i in ids]]
         else:
-            vectors = pipeline.embed(version, store.get(ids))
+            vectors = runtime.embed(version, store.get(ids))
         queries = guard_query_rows(heldout, settings.GUARD_MAX_QUERIES)
         _, found = search(build_index(vectors, np.arange(len(ids)), "Flat"), vectors[queries], 2)
         nearest = np.where(found[:, 0] == queries, found[:, 1], found[:, 0])  # skip the query itself

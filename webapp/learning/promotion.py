@@ -7,8 +7,9 @@ from django.conf import settings
 
 from webapp import artifacts
 from webapp.feedback.models import EvaluationSplit
-from webapp.gallery import indexing, pipeline
+from webapp.gallery import indexing
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
+from webapp.learning import dispatch
 from webapp.learning.evaluation import quick_recall_at_1
 
 
@@ -49,7 +50,7 @@ def cached_quick_recall_at_1(version: ModelVersion) -> tuple[str, float, int] | 
 def promote_or_reject(candidate: ModelVersion) -> bool:
     """Guard, then build + activate the candidate's index or mark it rejected. The full reports are a
     separate task (queue `default`) so that they delay neither the swap nor the next run."""
-    active = pipeline.active_model_version()
+    active = ModelVersion.active()
     gallery = indexing.gallery_vectors(candidate)  # embedded once: for the guard and for the index
     promoted, note = guard(candidate, active, gallery)
     if promoted:  # first: a failed index write (e.g. disk full) leaves the candidate unmarked and inactive
@@ -57,14 +58,9 @@ def promote_or_reject(candidate: ModelVersion) -> bool:
     candidate.promotion = ModelVersion.Promotion.PROMOTED if promoted else ModelVersion.Promotion.REJECTED
     candidate.promotion_note = note
     candidate.save(update_fields=["promotion", "promotion_note"])
-    from webapp.learning import tasks
-
     for version in (candidate, active):
         if not version.metrics.get("evaluated_at"):
-            try:
-                tasks.evaluate_model_version.apply_async(args=[version.pk], queue="default")
-            except Exception:  # broker down: the dashboard and `manage.py evaluate` can compute it later
-                pass
+            dispatch.send_evaluation(version.pk)  # broker down: housekeeping sends it later
     return promoted
 
 
