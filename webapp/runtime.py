@@ -30,21 +30,15 @@ from retrieval.heads import MetricHead, load_head
 from retrieval.index import IndexHolder, LoadedIndex, load_index
 from retrieval.index_tuning import apply_search_params, set_search_threads
 from webapp import artifacts
-from webapp.gallery.models import IndexVersion, ModelVersion
+from webapp.gallery.models import TUNED, IndexVersion, ModelVersion
 
 logger = logging.getLogger(__name__)
 
-TUNED = "@"  # "<base backbone>@<weights artifact>": a backbone fine-tuned by a batch run
 FEATURE_STORES = 4
 HEADS = 8
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
-
-
-def base_backbone_name(name: str) -> str:
-    """The pretrained backbone a (possibly tuned) backbone name starts from."""
-    return name.partition(TUNED)[0]
 
 
 class LRU(Generic[K, V]):

@@ -10,8 +10,8 @@ from retrieval.extraction import FeatureExtractor
 from tests.imagefactory import image_bytes
 from webapp import artifacts
 from webapp.gallery import indexing
-from webapp.gallery.models import ModelVersion
-from webapp.runtime import TUNED, Runtime, runtime
+from webapp.gallery.models import TUNED, ModelVersion
+from webapp.runtime import Runtime, runtime
 from webapp.search import service
 
 pytestmark = pytest.mark.django_db

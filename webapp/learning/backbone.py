@@ -23,11 +23,11 @@ from retrieval.extraction import preprocess
 from training.backbone_tuning import extract_features, fine_tune_backbone
 from webapp import artifacts
 from webapp.gallery.indexing import indexable_ids
-from webapp.gallery.models import Image, ModelVersion
+from webapp.gallery.models import TUNED, Image, ModelVersion, base_backbone_name
 from webapp.gallery.storing import read_stored_rgb
 from webapp.learning.batch import checkpoint_path, prepare
 from webapp.learning.parameters import RunParameters
-from webapp.runtime import TUNED, base_backbone_name, runtime
+from webapp.runtime import runtime
 
 
 class StoredImages:
