@@ -50,9 +50,11 @@ def build_and_activate(
 ) -> IndexVersion:
     """Index the gallery under `version` (default: the active model) and make it the served index.
 
+    Without `version`, a model whose features are outdated (REFIND_BACKBONE or REFIND_POOLING changed) is
+    replaced by the pretrained model over the configured features, extracted here from the stored originals.
     `gallery` = gallery_vectors(version) when the caller has it already."""
     started = time.perf_counter()
-    version = version or pipeline.active_model_version()
+    version = version or pipeline.serving_model_version()
     factory = factory or settings.INDEX_FACTORY
     ids, vectors = gallery if gallery is not None else gallery_vectors(version)
     index = apply_search_params(build_index(vectors, ids, factory), settings.HNSW_EF_SEARCH)
@@ -69,8 +71,11 @@ def build_and_activate(
 
 
 def index_is_stale() -> bool:
-    """True when gallery images with features are missing from the active index (or none is active)."""
+    """True when gallery images with features are missing from the active index (or none is active), or when
+    the active index was built from other features than configured (a changed network or pooling)."""
     active = IndexVersion.objects.filter(is_active=True).first()
     if active is None:
         return Image.objects.filter(role=Image.Role.GALLERY).exists()
+    if pipeline.features_outdated(active.model_version):
+        return True
     return len(indexable_ids(active.model_version.backbone)) != active.ntotal
