@@ -34,7 +34,7 @@ class RetrainRequestSerializer(serializers.Serializer):
     epochs = serializers.IntegerField(required=False)
     lr = serializers.FloatField(required=False)
     device = serializers.ChoiceField(choices=["auto", "cpu", "cuda"], required=False)
-    data = serializers.ChoiceField(choices=["both", "triplets", "labels"], required=False)
+    data = serializers.ChoiceField(choices=["both", "triplets", "labels", "clicks"], required=False)
 
 
 class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

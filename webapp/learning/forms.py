@@ -20,7 +20,8 @@ class RetrainForm(forms.Form):
     backbone = forms.BooleanField(required=False, initial=False, label="Fine-tune the backbone too",
                                   help_text="batch mode; re-extracts the gallery — meant for a GPU worker")
     data = forms.ChoiceField(choices=[("both", "triplets, else labels"), ("triplets", "triplets"),
-                                      ("labels", "labels")], initial="both", required=False)
+                                      ("labels", "labels"),
+                                      ("clicks", "every click: components + triplets")], initial="both", required=False)
 
     def params(self) -> dict:
         """Run parameters (only what the mode uses)."""

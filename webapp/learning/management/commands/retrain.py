@@ -23,7 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--lr", type=float, default=1e-4)
         parser.add_argument("--batch-size", type=int, default=64)
         parser.add_argument("--device", default="auto")
-        parser.add_argument("--data", default="both", help="both | triplets | labels")
+        parser.add_argument("--data", default="both", help="both | triplets | labels | clicks")
         parser.add_argument("--backbone", action="store_true", help="batch mode: fine-tune the backbone too (GPU)")
         parser.add_argument("--wait", action="store_true", help="print progress until the run ends")
 
