@@ -48,6 +48,7 @@ class Orchestrator:
         self.chunk = 0
         self.rows: list[dict] = []
         self.log: list[str] = []
+        self.guard: dict = {}
 
     def say(self, message: str) -> None:
         line = f"[{time.strftime('%H:%M:%S')}] {message}"
@@ -134,25 +135,29 @@ class Orchestrator:
                 "runs": runs.count(), "failed_runs": runs.filter(status="failed").count(),
                 "latest_candidate": oahu.order_by("-id").values_list("id", flat=True).first()}
 
-    def batch(self, triplets: int) -> dict:
-        """Retrain with the best loss on every (non-held-out) triplet; steps as in bench/learning.py."""
-        from webapp.feedback.models import Triplet
+    def batch(self, triplets: int, loss: str, data: str) -> dict:
+        """Retrain on every (non-held-out) triplet or click; steps as in bench/learning.py."""
+        from webapp.feedback.models import Judgement, Triplet
         from webapp.gallery.models import ModelVersion
         from webapp.learning.models import TrainingRun
         from webapp.learning.promotion import rollback
 
-        members = len(set(Triplet.objects.values_list("anchor_id", flat=True))
-                      | set(Triplet.objects.values_list("positive_id", flat=True))
-                      | set(Triplet.objects.values_list("negative_id", flat=True)))
+        members = (set(Triplet.objects.values_list("anchor_id", flat=True))
+                   | set(Triplet.objects.values_list("positive_id", flat=True))
+                   | set(Triplet.objects.values_list("negative_id", flat=True)))
+        if data == "clicks":
+            members |= set(Judgement.objects.values_list("image_id", flat=True))
+            triplets = max(triplets, Judgement.objects.count())
         steps = library_steps(triplets)
-        epochs = max(1, math.ceil(steps * 64 / members))  # the app runs epochs x (distinct images // batch)
+        epochs = max(1, math.ceil(steps * 64 / len(members)))  # the app runs epochs x (distinct images // batch)
         online_active = ModelVersion.objects.get(is_active=True)
         started = time.monotonic()
-        out = self.stack.manage("retrain", "--mode", "batch", "--loss", self.args.loss, "--data", "triplets",
+        out = self.stack.manage("retrain", "--mode", "batch", "--loss", loss, "--data", data,
                                 "--batch-size", "64", "--lr", "1e-4", "--epochs", str(epochs), "--wait", timeout=3600)
         run = TrainingRun.objects.filter(mode="batch").order_by("-id").first()
-        self.say(f"retrain --mode batch --loss {self.args.loss} --epochs {epochs}: {out.strip().splitlines()[-1]}")
-        result = {"batch_s": time.monotonic() - started, "epochs": epochs, "members": members,
+        self.say(f"retrain --mode batch --loss {loss} --data {data} --epochs {epochs}: "
+                 f"{out.strip().splitlines()[-1]}")
+        result = {"batch_s": time.monotonic() - started, "epochs": epochs, "members": len(members),
                   "status": run.status, "note": run.message, "candidate": run.candidate_id,
                   "steps": (run.candidate.config or {}).get("steps") if run.candidate else None}
         if ModelVersion.objects.get(is_active=True).pk != online_active.pk:
@@ -192,13 +197,16 @@ class Orchestrator:
             if latest and latest != active:
                 self.rows.append({"method": "oahu (latest candidate, rejected)", "budget": budget,
                                   "triplets": count, "clicks": state["clicks"], **self.evaluate(latest)})
-            if "batch" in self.args.modes:
-                batch = self.batch(count)
+            for spec in self.args.batch if "batch" in self.args.modes else []:
+                loss, data = spec.split(":")
+                batch = self.batch(count, loss, data)
                 if batch["candidate"]:
-                    self.rows.append({"method": f"batch {self.args.loss}", "budget": budget, "triplets": count,
+                    self.rows.append({"method": f"batch {loss} on {data}", "budget": budget, "triplets": count,
                                       "clicks": state["clicks"], **batch, **self.evaluate(batch["candidate"])})
-                    self.say(f"{budget}: batch v{batch['candidate']} R@1 {self.rows[-1]['R@1']:.2f} "
-                             f"({batch['status']})")
+                    self.say(f"{budget}: batch {spec} v{batch['candidate']} R@1 {self.rows[-1]['R@1']:.2f} "
+                             f"({batch['status']}: {batch['note']})")
+        self.guard = self.guard_agreement()
+        self.say(f"guard decisions vs the full evaluation: {self.guard}")
 
 
 def print_table(rows: list[dict]) -> None:
@@ -247,7 +255,8 @@ def main() -> None:
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--budgets", default="500,1000,5000")
     parser.add_argument("--modes", default="oahu,batch", help="oahu, or oahu,batch")
-    parser.add_argument("--loss", default="abtl", help="batch loss (the library benchmark's best: abtl)")
+    parser.add_argument("--batch", default="abtl:triplets,multi_similarity:clicks",
+                        help="batch runs at each budget, LOSS:DATA (data: triplets, clicks, ...), comma-separated")
     parser.add_argument("--clicks-per-query", type=int, default=3)
     parser.add_argument("--noise", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
@@ -271,6 +280,9 @@ def main() -> None:
     except ValueError:
         parser.error("--budgets: comma-separated whole numbers, e.g. 500,1000,5000")
     args.modes = set(args.modes.split(","))
+    args.batch = [spec for spec in args.batch.split(",") if spec]
+    if any(spec.count(":") != 1 for spec in args.batch):
+        parser.error("--batch: LOSS:DATA specs, e.g. abtl:triplets,multi_similarity:clicks")
     if not args.budgets or args.budgets[0] < 1 or not args.modes <= {"oahu", "batch"} or "oahu" not in args.modes:
         parser.error("--budgets must be positive; --modes oahu or oahu,batch")
     if not args.database_url.startswith(("postgres://", "postgresql://")):
@@ -313,7 +325,8 @@ def main() -> None:
         out = args.out or data_dir / "app_learning.json"
         out.write_text(json.dumps({"args": {k: sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path)
                                             else v for k, v in vars(args).items()},
-                                   "rows": orchestrator.rows, "log": orchestrator.log}, indent=2, default=str))
+                                   "rows": orchestrator.rows, "guard": orchestrator.guard, "log": orchestrator.log},
+                                  indent=2, default=str))
         print_table(orchestrator.rows)
         if args.plot and orchestrator.rows:
             plot(orchestrator.rows, args.plot, f"app_learning, {args.clicks_per_query} clicks per query, "
