@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from webapp.errors import ANSWERED, status_of
 from webapp.feedback import impressions
 from webapp.feedback.models import Impression
 from webapp.feedback.triplets import live_verdicts
@@ -76,10 +77,8 @@ def search_upload(request: HttpRequest) -> HttpResponse:
                       % {"size": upload.size / 1e6, "limit": settings.MAX_UPLOAD_BYTES / 1e6})
     try:
         result = service.search_upload(upload.read(), original_name=upload.name or "", k=PAGE_SIZE)
-    except service.ImageRejected as exc:
-        return _error(request, str(exc))
-    except service.SearchUnavailable as exc:
-        return _error(request, str(exc), status=503)
+    except ANSWERED as exc:
+        return _error(request, str(exc), status=status_of(exc))
     return _results(request, result)
 
 
@@ -95,8 +94,8 @@ def search_similar(request: HttpRequest, image_id: int) -> HttpResponse:
         return _error(request, _("offset must be between 0 and %(max)d.") % {"max": MAX_OFFSET})
     try:
         result = service.search_similar(query, k=PAGE_SIZE, offset=offset)
-    except service.SearchUnavailable as exc:
-        return _error(request, str(exc), status=503)
+    except ANSWERED as exc:
+        return _error(request, str(exc), status=status_of(exc))
     if offset and not result.hits:
         return _error(request, _("No more results: every similar image is already shown (the gallery has "
                                  "%(count)d images).") % {"count": _gallery_size()}, status=404)
