@@ -278,7 +278,7 @@ REST_FRAMEWORK = {
         "feedback": env_rate("REFIND_THROTTLE_FEEDBACK", "600/min"),
     },
     "PAGE_SIZE": env_int("REFIND_API_PAGE_SIZE", 50, minimum=1, maximum=1000),
-    "EXCEPTION_HANDLER": "webapp.search.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "webapp.errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Refind API",

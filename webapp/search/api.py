@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -69,12 +69,7 @@ class SearchView(APIView):
         params = SearchRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         upload = params.validated_data["image"]
-        try:
-            result = service.search_upload(upload.read(), upload.name or "", k=params.validated_data["k"])
-        except service.ImageRejected as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        except service.SearchUnavailable as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        result = service.search_upload(upload.read(), upload.name or "", k=params.validated_data["k"])
         privacy.record_upload(result.query, request, upload.name or "")
         impression = impressions.record(request, result)
         body = {

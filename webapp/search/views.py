@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from retrieval.images import size_message
+from webapp.errors import ANSWERED, status_of
 from webapp.feedback import impressions
 from webapp.feedback.models import Impression
 from webapp.feedback.triplets import live_verdicts
@@ -77,10 +78,8 @@ def search_upload(request: HttpRequest) -> HttpResponse:
         return _error(request, size_message(upload.size, settings.MAX_UPLOAD_BYTES))
     try:
         result = service.search_upload(upload.read(), original_name=upload.name or "", k=PAGE_SIZE)
-    except service.ImageRejected as exc:
-        return _error(request, str(exc))
-    except service.SearchUnavailable as exc:
-        return _error(request, str(exc), status=503)
+    except ANSWERED as exc:
+        return _error(request, str(exc), status=status_of(exc))
     privacy.record_upload(result.query, request, upload.name or "")
     return _results(request, result)
 
@@ -97,8 +96,8 @@ def search_similar(request: HttpRequest, image_id: int) -> HttpResponse:
         return _error(request, _("offset must be between 0 and %(max)d.") % {"max": MAX_OFFSET})
     try:
         result = service.search_similar(query, k=PAGE_SIZE, offset=offset)
-    except service.SearchUnavailable as exc:
-        return _error(request, str(exc), status=503)
+    except ANSWERED as exc:
+        return _error(request, str(exc), status=status_of(exc))
     if offset and not result.hits:
         return _error(request, _("No more results: every similar image is already shown (the gallery has "
                                  "%(count)d images).") % {"count": _gallery_size()}, status=404)
