@@ -92,6 +92,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "webapp.health.HealthMiddleware",  # /healthz: before the HTTPS redirect and the host check
     "django.middleware.security.SecurityMiddleware",
     "webapp.errors.DatabaseUnavailableMiddleware",
     "webapp.errors.RequestSizeLimitMiddleware",

@@ -54,7 +54,9 @@ def memory_kib(pid: int, field: str) -> int:
 class Server:
     """gunicorn with `workers` processes of `threads` threads each, on a free local port."""
 
-    def __init__(self, env: dict[str, str], logs: Path, workers: int = 2, threads: int = 8) -> None:
+    def __init__(self, env: dict[str, str], logs: Path, workers: int = 2, threads: int = 8,
+                 ready_path: str = "/static/app.css") -> None:
+        self.ready_path = ready_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = Process([sys.executable, "-m", "gunicorn", "webapp.wsgi:application", "--bind",
@@ -65,7 +67,7 @@ class Server:
     def _ready(self) -> bool:
         assert self.process.alive(), self.process.output()
         try:
-            return requests.get(f"{self.url}/static/app.css", timeout=30).status_code == 200
+            return requests.get(f"{self.url}{self.ready_path}", timeout=30).status_code == 200
         except requests.RequestException:
             return False
 
