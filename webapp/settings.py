@@ -203,6 +203,7 @@ PROMOTION_TOLERANCE_POINTS = env_float("REFIND_PROMOTION_TOLERANCE_POINTS", 0.5,
 ANONYMOUS_RETENTION_DAYS = env_int("REFIND_ANONYMOUS_RETENTION_DAYS", 30, minimum=1)
 LEARNING_HELDOUT_IMPRESSION_EVERY = env_int("REFIND_HELDOUT_IMPRESSION_EVERY", 5, minimum=0)
 LEARNING_STALE_SECONDS = env_int("REFIND_STALE_RUN_SECONDS", 120, minimum=5)
+LEARNING_QUEUE_WAIT_SECONDS = env_int("REFIND_QUEUE_WAIT_SECONDS", 600, minimum=10)  # a queued run nobody takes
 INDEX_CHECK_SECONDS = env_float("REFIND_INDEX_CHECK_SECONDS", 1.0, minimum=0.0)
 # Results scoring below this similarity are set apart as "weaker matches" (measured: docs/benchmarks.md §12)
 RELEVANCE_CUTOFF = env_float("REFIND_RELEVANCE_CUTOFF", 0.5, minimum=-1.0)
