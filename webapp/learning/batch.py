@@ -14,11 +14,11 @@ from retrieval.heads import save_head
 from training.trainer import fine_tune
 from webapp import artifacts
 from webapp.feedback.models import Triplet
+from webapp.feedback.splits import is_heldout_impression
 from webapp.feedback.usable import usable_triplets
 from webapp.gallery.features import ensure_features
 from webapp.gallery.models import Image, ModelVersion
 from webapp.learning.clicks import click_data
-from webapp.learning.evaluation import is_heldout_impression
 from webapp.learning.heads import LinearMetricHead
 from webapp.learning.parameters import RunParameters
 from webapp.runtime import runtime

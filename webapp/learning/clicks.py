@@ -15,10 +15,10 @@ import numpy as np
 
 from training.click_graph import components, every_click_triplets
 from webapp.feedback.models import Judgement, Triplet
+from webapp.feedback.splits import is_heldout_impression
 from webapp.feedback.usable import usable_triplets
 from webapp.gallery.features import ensure_features
 from webapp.gallery.indexing import indexable_ids
-from webapp.learning.evaluation import is_heldout_impression
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ from training.oahu import OAHU, OAHUConfig
 from webapp import artifacts
 from webapp.feedback import consumer
 from webapp.feedback.models import Triplet
+from webapp.feedback.splits import is_heldout_impression
 from webapp.feedback.usable import usable_triplets
 from webapp.gallery.features import ensure_features
 from webapp.gallery.indexing import indexable_ids
 from webapp.gallery.models import ModelVersion
-from webapp.learning.evaluation import is_heldout_impression
 from webapp.learning.models import AlphaSnapshot
 from webapp.runtime import runtime
 
