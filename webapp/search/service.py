@@ -11,13 +11,15 @@ from django.conf import settings
 
 from retrieval.extraction import preprocess
 from retrieval.images import ImageRejected, decode_image
-from retrieval.index import IndexHolder, load_index, search
+from retrieval.index import IndexHolder, load_index
 from retrieval.index_tuning import apply_search_params, set_search_threads
 from webapp import artifacts
 from webapp.gallery import pipeline
 from webapp.gallery.features import ensure_features
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
 from webapp.gallery.storing import store_image
+from webapp.search import ranking
+from webapp.search.refine import SessionFeedback, adjusted_query
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ class SearchResult:
     hits: list[Hit]
     offset: int
     has_more: bool
+    feedback: SessionFeedback | None = None  # set when the page was ranked with the adjusted query
 
 
 class _ActiveIndex:
@@ -103,8 +106,14 @@ def store_query(data: bytes, original_name: str = "") -> Image:
     return image
 
 
-def search_similar(query: Image, k: int = settings.SEARCH_DEFAULT_K, offset: int = 0) -> SearchResult:
-    """Rank the gallery for a stored image; the query itself (same SHA-256) is never a result."""
+def search_similar(
+    query: Image, k: int = settings.SEARCH_DEFAULT_K, offset: int = 0, feedback: SessionFeedback | None = None,
+) -> SearchResult:
+    """Rank the gallery for a stored image; the query itself (same SHA-256) is never a result.
+
+    With `feedback` (what the requester marked on earlier pages of this query), the page is the best
+    `k` results not shown to them yet under the adjusted query (webapp/search/refine.py), numbered on
+    from `offset`."""
     _search_threads_once()
     try:
         loaded = _holder.current()
@@ -116,18 +125,22 @@ def search_similar(query: Image, k: int = settings.SEARCH_DEFAULT_K, offset: int
     version = index_version.model_version
     query_id = np.array([query.pk])
     vector = pipeline.embed(version, ensure_features(query_id, version.backbone).get(query_id))
-    wanted = offset + k + 1  # one more: the query may be in the gallery
-    scores, ids = search(loaded.index, vector, wanted + 1)
-    ranked = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0 and i != query.pk]
-    page = ranked[offset : offset + k]
+    if feedback:
+        vector = adjusted_query(version, vector, feedback)
+        ranked = ranking.rank(loaded, version, vector, k + 1, exclude={query.pk, *feedback.shown})
+        page = ranked[:k]
+    else:
+        feedback = None
+        ranked = ranking.rank(loaded, version, vector, offset + k + 1, exclude={query.pk})
+        page = ranked[offset : offset + k]
     images = Image.objects.in_bulk([i for i, _ in page])
     hits = [
         Hit(images[i], score, offset + rank + 1)
         for rank, (i, score) in enumerate(page)
         if i in images and images[i].role == Image.Role.GALLERY
     ]
-    has_more = len(ranked) > offset + k
-    return SearchResult(query, version, loaded.version, hits, offset, has_more)
+    has_more = len(ranked) > (k if feedback else offset + k)
+    return SearchResult(query, version, loaded.version, hits, offset, has_more, feedback)
 
 
 def search_upload(data: bytes, original_name: str = "", k: int = settings.SEARCH_DEFAULT_K) -> SearchResult:

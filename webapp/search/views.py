@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 from webapp.feedback import impressions
 from webapp.gallery.models import Image
 from webapp.search import service
+from webapp.search.refine import session_feedback
 from webapp.throttling import throttled
 
 PAGE_SIZE = settings.SEARCH_DEFAULT_K
@@ -17,7 +18,8 @@ PAGE_SIZE = settings.SEARCH_DEFAULT_K
 
 def _results(request: HttpRequest, result: service.SearchResult) -> HttpResponse:
     impression = impressions.record(request, result)
-    context = {"result": result, "impression": impression, "next_offset": result.offset + len(result.hits)}
+    context = {"result": result, "impression": impression, "next_offset": result.offset + len(result.hits),
+               "feedback": result.feedback}
     if request.htmx and result.offset > 0:
         return render(request, "search/_result_items.html", context)
     template = "search/_results.html" if request.htmx else "search/home.html"
@@ -60,8 +62,11 @@ def search_similar(request: HttpRequest, image_id: int) -> HttpResponse:
         offset = max(0, min(int(request.GET.get("offset", 0)), 10_000))
     except ValueError:
         return _error(request, "offset must be a whole number.")
+    # "Show more" and "Refine" rank with what this person marked on earlier pages of this query, if anything
+    refine = offset > 0 or request.GET.get("refine") == "1"
+    feedback = session_feedback(impressions.owned_by(request), query.pk) if refine else None
     try:
-        result = service.search_similar(query, k=PAGE_SIZE, offset=offset)
+        result = service.search_similar(query, k=PAGE_SIZE, offset=offset, feedback=feedback)
     except service.SearchUnavailable as exc:
         return _error(request, str(exc), status=503)
     return _results(request, result)
