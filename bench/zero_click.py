@@ -110,7 +110,7 @@ def simulate_memory(
             for n, clicked in enumerate(chosen):  # one judgement per click, as the app records them
                 negatives = skipped_above(shown, set(chosen[: n + 1]))
                 negatives = [x for x in negatives if shown.index(x) < shown.index(clicked)]
-                changed = memory.apply(anchor, [clicked], negatives, lookup)
+                changed = memory.apply(anchor, chosen[: n + 1], negatives, lookup)  # the page's positives so far
                 for image in changed:
                     r = row[image]
                     served[r] = l2_normalise(shifted_features(raw[r : r + 1], memory.offsets[image][None]))[0]
@@ -140,6 +140,7 @@ def run(args) -> dict:
                 res["dba"] = {k: recall1(gem[q_rows], ql, database_side_augmentation(g, k), gl) for k in (1, 2, 4, 8)}
             if "qe" in args.parts:
                 res["qe"] = {k: qe_recall(gem[q_rows], ql, g, gl, k) for k in (1, 2, 3, 5)}
+                res["dba1+qe3"] = qe_recall(gem[q_rows], ql, database_side_augmentation(g, 1), gl, 3)
             if "feedback" in args.parts:
                 res["feedback"] = {
                     name: {m: next_page_recall(f[q_rows], ql, l2_normalise(f[g_rows]), gl, m) for m in (0, 1, 3)}

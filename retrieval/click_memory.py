@@ -5,7 +5,8 @@ as ``f + ||f|| δ`` (then the active model's head maps it, so the offsets compos
 One judgement (anchor a = the query; positives P = results marked similar or clicked; negatives N =
 results marked not similar or skipped above a positive) moves, with the current positions x = u + δ:
 
-- each positive p towards a: ``δ_p += step * (x_a - x_p)``; a itself towards p when a is a gallery image;
+- a and the positives (all that the same results page has so far) towards their centroid c:
+  ``δ_i += step * (c - x_i)`` (a only when it is a gallery image: an uploaded query never moves);
 - each negative n away from a: ``δ_n += negative_step * (x_n - x_a)``;
 
 and every offset is then clipped to ``||δ|| <= max_shift``, so a few bad clicks can move an image only
@@ -68,9 +69,11 @@ class ClickMemory:
         units = dict(zip(ids, l2_normalise(features(ids)), strict=True))
         at = {i: self.position(i, units[i]) for i in ids}
         moves: dict[int, np.ndarray] = {}
-        for p in positives:
-            moves[p] = moves.get(p, 0) + self.config.step * (at[anchor] - at[p])
-            moves[anchor] = moves.get(anchor, 0) + self.config.step * (at[p] - at[anchor]) / len(positives)
+        if positives:  # the query and its positives move together towards their centroid
+            group = [anchor, *positives]
+            centre = np.mean([at[i] for i in group], axis=0)
+            for image in group:
+                moves[image] = self.config.step * (centre - at[image])
         for n in negatives:
             moves[n] = moves.get(n, 0) + self.config.negative_step * (at[n] - at[anchor])
         changed: set[int] = set()

@@ -49,17 +49,18 @@ class _LostRace(Exception):
     """Another process advanced the cursor first: roll back (it applied these judgements)."""
 
 
-def _parts(judgement: Judgement, later_positives: dict[int, list[tuple[int, int]]]) -> tuple[list[int], list[int]]:
-    """(positives, negatives) one judgement asserts about its query, from what was known when it was made."""
+def _parts(judgement: Judgement, positives_of: dict[int, list[tuple[int, int]]]) -> tuple[list[int], list[int]]:
+    """(positives, negatives) one judgement asserts about its query, from what its page had when it was made:
+    a positive brings the page's positives so far (they move together) and the results skipped above it."""
     impression = judgement.impression
     if not judgement.positive:
         return [], [judgement.image_id]
+    earlier = [image for jid, image in sorted(positives_of.get(impression.pk, [])) if jid <= judgement.id]
+    positives = list(dict.fromkeys([*earlier, judgement.image_id]))
     if settings.FEEDBACK_NEGATIVES != "skip_above":
-        return [judgement.image_id], []
-    positives = {image for jid, image in later_positives.get(impression.pk, []) if jid <= judgement.id}
-    positives.add(judgement.image_id)
+        return positives, []
     above = impression.shown[: max(0, judgement.rank - impression.offset - 1)] + [judgement.image_id]
-    return [judgement.image_id], skipped_above(above, positives, settings.FEEDBACK_MAX_SKIP_ABOVE)
+    return positives, skipped_above(above, set(positives), settings.FEEDBACK_MAX_SKIP_ABOVE)
 
 
 def _apply_batch(space: str, limit: int) -> int:

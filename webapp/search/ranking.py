@@ -13,8 +13,11 @@ from webapp.gallery.models import ModelVersion
 
 
 def rank(loaded: LoadedIndex, version: ModelVersion, vector: np.ndarray, wanted: int,
-         exclude: set[int] = frozenset()) -> list[tuple[int, float]]:
-    """The `wanted` best (image id, score) not in `exclude`, best first."""
+         exclude: set[int] = frozenset(), expand: bool = True) -> list[tuple[int, float]]:
+    """The `wanted` best (image id, score) not in `exclude`, best first.
+
+    `expand`: αQE with the top REFIND_QUERY_EXPANSION results (not for a query that relevance feedback
+    adjusted already: expanding it with unjudged results measured worse, docs/benchmarks.md §10)."""
     vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
     index = loaded.index
     overlay = memory.overlay(version, vector.shape[1])
@@ -23,7 +26,7 @@ def rank(loaded: LoadedIndex, version: ModelVersion, vector: np.ndarray, wanted:
         hits = search_with_overlay(lambda q, n: search(index, q, n), index.ntotal, overlay, query, count + len(exclude))
         return [(i, s) for i, s in hits if i not in exclude][:count]
 
-    if settings.QUERY_EXPANSION > 0:
+    if expand and settings.QUERY_EXPANSION > 0:
         top = ranked(vector, settings.QUERY_EXPANSION)
         if top:
             ids = np.array([i for i, _ in top], dtype=np.int64)

@@ -127,7 +127,7 @@ def search_similar(
     vector = pipeline.embed(version, ensure_features(query_id, version.backbone).get(query_id))
     if feedback:
         vector = adjusted_query(version, vector, feedback)
-        ranked = ranking.rank(loaded, version, vector, k + 1, exclude={query.pk, *feedback.shown})
+        ranked = ranking.rank(loaded, version, vector, k + 1, exclude={query.pk, *feedback.shown}, expand=False)
         page = ranked[:k]
     else:
         feedback = None
