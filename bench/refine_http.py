@@ -32,9 +32,10 @@ def populate(dataset: str, cache: str, seed: int) -> None:
 
     from retrieval.images import decode_image
     from retrieval.pooling import split_pooled_name
-    from webapp.gallery import indexing, pipeline
+    from webapp.gallery import indexing
     from webapp.gallery.models import Image
     from webapp.gallery.storing import store_image
+    from webapp.runtime import runtime
 
     maps, labels = load_feature_maps(Path(dataset), Path(cache))
     paths, _, names = list_dataset(Path(dataset))
@@ -48,7 +49,7 @@ def populate(dataset: str, cache: str, seed: int) -> None:
                                original_name=Path(paths[row]).name)
         ids.append(image.pk)
     features = np.concatenate([pooling.numpy(maps[rows[i : i + 256]]) for i in range(0, len(rows), 256)])
-    pipeline.feature_store(settings.BACKBONE).append(np.array(ids, np.int64), features)
+    runtime.feature_store(settings.BACKBONE).append(np.array(ids, np.int64), features)
     indexing.build_and_activate()
 
 

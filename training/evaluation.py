@@ -75,6 +75,27 @@ def evaluate(
     reference = embeddings[order]
     reference_labels = labels[order]
     num_queries = int(query_mask.sum())
+    return _metrics(reference[:num_queries], reference_labels[:num_queries], reference, reference_labels,
+                    True, ks, include_nmi)
+
+
+def evaluate_against(
+    queries: np.ndarray,
+    query_labels: np.ndarray,
+    reference: np.ndarray,
+    reference_labels: np.ndarray,
+    ks: Sequence[int] = DEFAULT_KS,
+    include_nmi: bool = True,
+) -> dict[str, float]:
+    """The same metrics for queries that are *not* in the reference set (held-out queries searched
+    against an index that never held them); nothing is excluded."""
+    return _metrics(np.ascontiguousarray(queries, dtype=np.float32), np.asarray(query_labels),
+                    np.ascontiguousarray(reference, dtype=np.float32), np.asarray(reference_labels),
+                    False, ks, include_nmi)
+
+
+def _metrics(queries: np.ndarray, query_labels: np.ndarray, reference: np.ndarray, reference_labels: np.ndarray,
+             ref_includes_query: bool, ks: Sequence[int], include_nmi: bool) -> dict[str, float]:
     exclude = () if include_nmi else ("NMI",)
     calculator = RecallAccuracyCalculator(
         ks=ks,
@@ -82,11 +103,7 @@ def evaluate(
         exclude=exclude,
     )
     raw = calculator.get_accuracy(
-        reference[:num_queries],
-        reference_labels[:num_queries],
-        reference,
-        reference_labels,
-        ref_includes_query=True,
+        queries, query_labels, reference, reference_labels, ref_includes_query=ref_includes_query,
     )
     result = {f"recall@{k}": raw[f"recall_at_{k}"] for k in ks}
     if include_nmi:
@@ -94,28 +111,3 @@ def evaluate(
     result["map@r"] = float(raw["mean_average_precision_at_r"])
     result["precision@1"] = float(raw["precision_at_1"])
     return result
-
-
-def brute_force_recall_at_k(
-    embeddings: np.ndarray,
-    labels: np.ndarray,
-    query_mask: np.ndarray | None = None,
-    ks: Sequence[int] = DEFAULT_KS,
-) -> dict[str, float]:
-    """Reference Recall@K by exhaustive Euclidean distances (self excluded), for tests and checks."""
-    x = np.asarray(embeddings, dtype=np.float64)
-    labels = np.asarray(labels)
-    queries = np.arange(len(x)) if query_mask is None else np.flatnonzero(query_mask)
-    hits = {k: 0 for k in ks}
-    counted = 0
-    for q in queries:
-        others = np.arange(len(x)) != q
-        if not np.any(labels[others] == labels[q]):
-            continue
-        counted += 1
-        dist = np.sqrt(((x - x[q]) ** 2).sum(1))
-        dist[q] = np.inf
-        ranked = np.argsort(dist, kind="stable")
-        for k in ks:
-            hits[k] += bool(np.any(labels[ranked[:k]] == labels[q]))
-    return {f"recall@{k}": hits[k] / counted if counted else float("nan") for k in ks}

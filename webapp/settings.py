@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from retrieval.index import IndexFactoryError, validate_factory
@@ -15,6 +16,7 @@ from webapp.env import (
     env_float,
     env_int,
     env_list,
+    env_networks,
     env_rate,
     env_str,
     parse_database_url,
@@ -39,6 +41,9 @@ ALLOWED_HOSTS = env_list(
     "DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]", "testserver"]
 )
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# Reverse proxies whose X-Forwarded-For is believed (rate limits, login lockout); every other request is keyed
+# on its socket address (docs/security.md).
+TRUSTED_PROXIES = env_networks("REFIND_TRUSTED_PROXIES")
 
 # Cache (rate-limit counters): per process by default; share it between processes through Redis.
 # While Redis is down the shared cache reads as empty (rate limits fail open) instead of failing requests.
@@ -76,6 +81,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's assets, served from here (no CDN)
+    "csp",
     "django_celery_beat",
     "webapp.gallery",
     "webapp.search",
@@ -94,6 +101,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -158,6 +166,7 @@ except PoolingError as exc:
     raise ImproperlyConfigured(f"REFIND_GEM_P: {exc}") from exc
 # The features the app extracts: network + pooling (e.g. "efficientnet_lite0+gem3"); a change re-extracts.
 BACKBONE = pooled_name(_NETWORK, _POOLING)
+LOADED_BACKBONES = env_int("REFIND_LOADED_BACKBONES", 2, minimum=1, maximum=64)  # per process: webapp/runtime.py
 INDEX_FACTORY = env_str("REFIND_INDEX_FACTORY", "Flat")
 try:
     validate_factory(INDEX_FACTORY)
@@ -191,11 +200,18 @@ ONLINE_TRIPLET_SOURCES = env_list("REFIND_ONLINE_TRIPLET_SOURCES", ["click", "ex
                                   choices={"click", "explicit", "transitive", "label"})
 BATCH_DEFAULT_LOSS = env_str("REFIND_BATCH_LOSS", "multi_similarity")
 TRAINING_DEVICE = env_choice("TRAINING_DEVICE", "auto", {"auto", "cpu", "cuda"})
-GUARD_MAX_QUERIES = env_int("REFIND_GUARD_MAX_QUERIES", 500, minimum=10)
+# Promotion guard (docs/learning.md): a paired test of candidate vs active on the same queries
+PROMOTION_GUARD = env_choice("REFIND_PROMOTION_GUARD", "paired", {"paired", "off"})  # off: promote every candidate
+GUARD_MAX_QUERIES = env_int("REFIND_GUARD_MAX_QUERIES", 10_000, minimum=10)
+GUARD_MIN_DISCORDANT = env_int("REFIND_GUARD_MIN_DISCORDANT", 10, minimum=1)
+GUARD_CONFIDENCE = min(0.999, env_float("REFIND_GUARD_CONFIDENCE", 0.95, minimum=0.5))
 PROMOTION_TOLERANCE_POINTS = env_float("REFIND_PROMOTION_TOLERANCE_POINTS", 0.5, minimum=0.0)
+ANONYMOUS_RETENTION_DAYS = env_int("REFIND_ANONYMOUS_RETENTION_DAYS", 30, minimum=1)
 LEARNING_HELDOUT_IMPRESSION_EVERY = env_int("REFIND_HELDOUT_IMPRESSION_EVERY", 5, minimum=0)
 LEARNING_STALE_SECONDS = env_int("REFIND_STALE_RUN_SECONDS", 120, minimum=5)
 INDEX_CHECK_SECONDS = env_float("REFIND_INDEX_CHECK_SECONDS", 1.0, minimum=0.0)
+# Results scoring below this similarity are set apart as "weaker matches" (measured: docs/benchmarks.md §12)
+RELEVANCE_CUTOFF = env_float("REFIND_RELEVANCE_CUTOFF", 0.5, minimum=-1.0)
 
 # Celery: an embedded filesystem broker by default (no server); Redis or RabbitMQ by URL.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
@@ -219,7 +235,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
                                     "interval_max": 0.5}
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"webapp.learning.tasks.*": {"queue": "training"}}
+CELERY_TASK_ROUTES = ("webapp.learning.dispatch.route",)  # queue names: webapp/learning/dispatch.py
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -232,6 +248,10 @@ CELERY_BEAT_SCHEDULE = {
     "learning-housekeeping": {
         "task": "webapp.learning.tasks.housekeeping",
         "schedule": env_float("REFIND_HOUSEKEEPING_SECONDS", 30.0, minimum=5.0),
+    },
+    "prune-visitors": {  # expired sessions, unjudged anonymous impressions (webapp/feedback/tasks.py)
+        "task": "webapp.feedback.tasks.prune_visitors",
+        "schedule": 3600.0,
     },
     "refresh-index": {
         "task": "webapp.gallery.tasks.refresh_index",
@@ -253,18 +273,31 @@ REST_FRAMEWORK = {
         "feedback": env_rate("REFIND_THROTTLE_FEEDBACK", "600/min"),
     },
     "PAGE_SIZE": env_int("REFIND_API_PAGE_SIZE", 50, minimum=1, maximum=1000),
-    "EXCEPTION_HANDLER": "webapp.search.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "webapp.errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Refind API",
     "DESCRIPTION": "Search a gallery by image; the results people click teach the model.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",  # Swagger UI from drf-spectacular-sidecar's static files, not a CDN
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "webapp.api_schema.add_error_responses",
     ],
+}
+
+# Content-Security-Policy (django-csp): scripts, styles, fonts and connections from this origin only, no
+# inline script or style, no eval; images also as data: (Swagger UI's icons) and blob: (the upload preview).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF], "script-src": [SELF], "style-src": [SELF], "img-src": [SELF, "data:", "blob:"],
+        "font-src": [SELF], "connect-src": [SELF], "object-src": [NONE], "base-uri": [SELF],
+        "form-action": [SELF], "frame-ancestors": [NONE],
+    },
 }
 
 LOGGING = {

@@ -12,8 +12,9 @@ from retrieval.heads import PCAHead, save_head
 from webapp.feedback import memory
 from webapp.feedback.models import ClickOffset, ConsumerCursor, Judgement
 from webapp.feedback.triplets import record_judgement
-from webapp.gallery import indexing, pipeline
+from webapp.gallery import indexing
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
+from webapp.runtime import runtime
 from webapp.search import service
 
 pytestmark = pytest.mark.django_db
@@ -58,7 +59,7 @@ def test_a_click_moves_the_clicked_image_up_for_everyone_without_a_training_run(
     skipped = before["results"][0]["image_id"]  # shown above it, not chosen: pushed away a little
     assert _score(after, skipped)[1] < _score(before, skipped)[1]
     judgement = Judgement.objects.get()
-    assert ConsumerCursor.objects.get(name=f"click-memory:{pipeline.active_model_version().backbone}").watermark \
+    assert ConsumerCursor.objects.get(name=f"click-memory:{ModelVersion.active().backbone}").watermark \
         == judgement.pk
 
 
@@ -126,7 +127,7 @@ def test_offsets_stay_bounded_under_many_clicks(gallery, settings) -> None:
 def test_other_processes_see_a_judgement_within_the_check_interval(gallery, settings, monkeypatch) -> None:
     settings.INDEX_CHECK_SECONDS = 1.0
     images = list(Image.objects.filter(role=Image.Role.GALLERY).order_by("id"))
-    version = pipeline.active_model_version()
+    version = ModelVersion.active()
     other = memory.OverlayCache()  # another web process
     now = [1000.0]
     monkeypatch.setattr(memory.time, "monotonic", lambda: now[0])
@@ -145,7 +146,7 @@ def test_the_memory_composes_with_a_model_switch(gallery, data_dir, settings) ->
     for _ in range(3):
         _judge(query, [target.pk])
     memory.apply_pending()
-    _, features = pipeline.feature_store().all()
+    _, features = runtime.feature_store().all()
     save_head(PCAHead.fit(np.asarray(features), 16), data_dir / "models" / "pca.npz")
     pca = ModelVersion.objects.create(backbone=settings.BACKBONE, head_kind="pca", head_file="models/pca.npz")
     indexing.build_and_activate(pca)

@@ -7,8 +7,8 @@ import pytest
 
 from retrieval.augment import l2_normalise, query_expansion
 from webapp.feedback import memory
-from webapp.gallery import pipeline
-from webapp.gallery.models import Image
+from webapp.gallery.models import Image, ModelVersion
+from webapp.runtime import runtime
 from webapp.search import service
 
 pytestmark = pytest.mark.django_db
@@ -16,8 +16,8 @@ pytestmark = pytest.mark.django_db
 
 def test_search_ranks_with_the_expanded_query_and_zero_turns_it_off(gallery, settings) -> None:
     query = Image.objects.get(original_name="teal-rings-000.jpg")
-    version = pipeline.active_model_version()
-    plain_query = pipeline.embed(version, pipeline.feature_store(version.backbone).get(np.array([query.pk])))
+    version = ModelVersion.active()
+    plain_query = runtime.embed(version, runtime.feature_store(version.backbone).get(np.array([query.pk])))
     settings.QUERY_EXPANSION = 0
     plain = service.search_similar(query, k=35)
     settings.QUERY_EXPANSION = 3

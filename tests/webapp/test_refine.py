@@ -12,8 +12,8 @@ from retrieval.augment import l2_normalise
 from retrieval.relevance import rocchio
 from webapp.feedback import memory
 from webapp.feedback.models import Impression
-from webapp.gallery import pipeline
-from webapp.gallery.models import Image
+from webapp.gallery.models import Image, ModelVersion
+from webapp.runtime import runtime
 from webapp.search import service
 
 pytestmark = pytest.mark.django_db
@@ -51,8 +51,8 @@ def test_refine_ranks_the_unseen_images_with_the_adjusted_query(gallery, demo_fo
     assert page.shown == ids and page.offset == 10 and page.rank_of(ids[0]) == 11  # it can be judged too
 
     # the scores are those of Rocchio's query over the served vectors
-    version = pipeline.active_model_version()
-    query = pipeline.embed(version, pipeline.feature_store(version.backbone).get(np.array([found["query_id"]])))
+    version = ModelVersion.active()
+    query = runtime.embed(version, runtime.feature_store(version.backbone).get(np.array([found["query_id"]])))
     adjusted = rocchio(query, memory.served_vectors(version, np.array(sorted(marked))),
                        memory.served_vectors(version, np.array(sorted(skipped | {shown[8]}))))
     expected = l2_normalise(memory.served_vectors(version, np.array(ids))) @ adjusted[0]

@@ -11,13 +11,14 @@ from rest_framework import generics, serializers, status
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from webapp.feedback import impressions
 from webapp.feedback.models import Judgement, Triplet
-from webapp.feedback.triplets import FeedbackConflict, FeedbackRejected, record_judgement
+from webapp.feedback.triplets import FeedbackRejected, record_judgement
+from webapp.gallery import privacy
 from webapp.gallery.models import Image
+from webapp.throttling import ClientThrottle
 
 ERROR = inline_serializer("FeedbackError", {"detail": serializers.CharField()})
 
@@ -36,10 +37,12 @@ class FeedbackResponseSerializer(serializers.Serializer):
     impression_id = serializers.IntegerField()
     created = serializers.BooleanField(help_text="False when the same judgement was already recorded.")
     triplets_created = serializers.IntegerField()
+    triplets_retracted = serializers.IntegerField(
+        help_text="Triplets of the result's earlier, opposite verdict, which this one replaced.")
 
 
 class FeedbackView(APIView):
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ClientThrottle]
     throttle_scope = "feedback"
 
     @extend_schema(
@@ -49,7 +52,6 @@ class FeedbackView(APIView):
             200: OpenApiResponse(FeedbackResponseSerializer, description="Already recorded (idempotent)."),
             400: OpenApiResponse(ERROR, description="Malformed, or the image was not shown for that query."),
             404: OpenApiResponse(ERROR, description="No such query/image, or not your impression."),
-            409: OpenApiResponse(ERROR, description="The opposite verdict was already given."),
             429: OpenApiResponse(ERROR, description="Rate limit (REFIND_THROTTLE_FEEDBACK)."),
         },
         summary="Record a click or an explicit similar / not-similar judgement",
@@ -58,8 +60,9 @@ class FeedbackView(APIView):
         params = FeedbackRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        for field in ("query_id", "image_id"):
-            if not Image.objects.filter(pk=data[field]).exists():
+        for field in ("query_id", "image_id"):  # someone else's query is "not found", like a missing id
+            image = Image.objects.filter(pk=data[field]).first()
+            if image is None or not privacy.can_view(image, request):
                 return Response({"detail": f"No image with id {data[field]} ({field})."}, status.HTTP_404_NOT_FOUND)
         impression = impressions.find_for_judgement(
             request, data["query_id"], data["image_id"], data.get("impression_id")
@@ -69,12 +72,11 @@ class FeedbackView(APIView):
                             status.HTTP_404_NOT_FOUND)
         try:
             recorded = record_judgement(impression, data["image_id"], data["judgement"])
-        except FeedbackConflict as exc:
-            return Response({"detail": str(exc)}, status.HTTP_409_CONFLICT)
         except FeedbackRejected as exc:
             return Response({"detail": str(exc)}, status.HTTP_400_BAD_REQUEST)
         body = {"judgement_id": recorded.judgement.pk, "impression_id": impression.pk,
-                "created": recorded.created, "triplets_created": recorded.triplets_created}
+                "created": recorded.created, "triplets_created": recorded.triplets_created,
+                "triplets_retracted": recorded.triplets_retracted}
         return Response(body, status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK)
 
 

@@ -27,9 +27,9 @@ from django.db import DatabaseError, transaction
 from retrieval.click_memory import ClickMemory, MemoryConfig, Overlay, shifted_features
 from retrieval.relevance import skipped_above
 from webapp.feedback.models import ClickOffset, ConsumerCursor, Judgement
-from webapp.gallery import pipeline
 from webapp.gallery.features import ensure_features
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
+from webapp.runtime import runtime
 
 logger = logging.getLogger(__name__)
 CURSOR_PREFIX = "click-memory:"
@@ -71,11 +71,13 @@ def _apply_batch(space: str, limit: int) -> int:
         if not judgements:
             return 0
         impressions = {j.impression_id for j in judgements}
-        positive_rows = Judgement.objects.filter(impression_id__in=impressions).exclude(kind=Judgement.Kind.DISSIMILAR)
+        positive_rows = Judgement.objects.filter(impression_id__in=impressions, retracted_at__isnull=True).exclude(
+            kind=Judgement.Kind.DISSIMILAR)
         positives_of: dict[int, list[tuple[int, int]]] = {}
         for jid, impression, image in positive_rows.values_list("id", "impression_id", "image_id"):
             positives_of.setdefault(impression, []).append((jid, image))
-        plan = [(j, j.impression.query_id, *_parts(j, positives_of)) for j in judgements]
+        live = [j for j in judgements if j.retracted_at is None]  # changed or undone before it was applied: skip
+        plan = [(j, j.impression.query_id, *_parts(j, positives_of)) for j in live]
         ids = np.unique([i for _, anchor, pos, neg in plan for i in (anchor, *pos, *neg)]).astype(np.int64)
         store = ensure_features(ids, space)
         known = set(ids[store.contains(ids)].tolist())
@@ -168,7 +170,7 @@ class OverlayCache:
         store = ensure_features(ids, version.backbone)
         have = store.contains(ids)
         if have.any():
-            embedded = pipeline.embed(version, shifted_features(store.get(ids[have]), offsets[have]))
+            embedded = runtime.embed(version, shifted_features(store.get(ids[have]), offsets[have]))
             self._vectors.update(zip(ids[have].tolist(), embedded, strict=True))
         self._seen = max(self._seen, max(judgement for _, _, judgement in rows))
         self._overlay = None
@@ -211,4 +213,4 @@ def served_vectors(version: ModelVersion, ids: np.ndarray) -> np.ndarray:
                 if image in rows:
                     offsets[n] = _vector(rows[image])
             features = shifted_features(features, offsets)
-    return pipeline.embed(version, features)
+    return runtime.embed(version, features)

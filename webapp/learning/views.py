@@ -7,20 +7,21 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
+from webapp.errors import ANSWERED, status_of
 from webapp.feedback.models import Impression, Judgement, Triplet
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
 from webapp.learning import broker, claims, plots
-from webapp.learning.forms import RetrainForm
 from webapp.learning.models import TrainingRun
+from webapp.learning.parameters import InvalidParameters, RetrainForm, RunParameters
 from webapp.learning.promotion import rollback
 from webapp.learning.runs import start_run
 
 KS = (1, 2, 4, 8, 16, 32)
 
 
-def _context(form: RetrainForm | None = None) -> dict:
+def _context() -> dict:
     return {
-        "form": form or RetrainForm(),
+        "form": RetrainForm(),
         "counts": {
             "gallery images": Image.objects.filter(role=Image.Role.GALLERY).count(),
             "queries": Impression.objects.filter(offset=0).count(),
@@ -48,8 +49,18 @@ def version_rows() -> list[dict]:
             "recalls": [labelled.get(f"recall@{k}") for k in KS],
             "nmi": labelled.get("nmi"), "map_r": labelled.get("map@r"),
             "feedback_r1": feedback.get("recall@1"),
+            "evidence": evidence_summary((version.metrics or {}).get("promotion_evidence")),
         })
     return rows
+
+
+def evidence_summary(evidence: dict | None) -> str:
+    """The guard's paired evidence in one line: difference, interval, discordant queries, McNemar p."""
+    if not evidence:
+        return ""
+    return (f"{evidence['difference']:+.2f} pts [{evidence['low']:+.2f}, {evidence['high']:+.2f}] "
+            f"on {evidence['queries']} {evidence['kind']} queries; {evidence['better']} better, "
+            f"{evidence['worse']} worse (min {evidence['min_discordant']} differing), p = {evidence['p_value']:.2g}")
 
 
 @staff_member_required
@@ -69,13 +80,13 @@ def progress(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 @require_POST
 def retrain(request: HttpRequest) -> HttpResponse:
-    form = RetrainForm(request.POST)
-    if not form.is_valid():
-        return render(request, "learning/_progress.html", {"form_errors": form.errors}, status=400)
     try:
-        run = start_run(form.cleaned_data["mode"], form.params(), user=request.user)
-    except claims.TrainingBusy as exc:
-        return render(request, "learning/_progress.html", {"busy": str(exc), "run": claims.holder()}, status=409)
+        run = start_run(RunParameters.parse(request.POST), user=request.user)
+    except InvalidParameters as exc:
+        return render(request, "learning/_progress.html", {"form_errors": exc.errors}, status=status_of(exc))
+    except ANSWERED as exc:
+        return render(request, "learning/_progress.html", {"busy": str(exc), "run": claims.holder()},
+                      status=status_of(exc))
     run.refresh_from_db()
     return render(request, "learning/_progress.html", {"run": run})
 
@@ -91,7 +102,7 @@ def rollback_version(request: HttpRequest, version_id: int) -> HttpResponse:
 @staff_member_required
 @require_GET
 def plot(request: HttpRequest, name: str) -> HttpResponse:
-    draw = {"recall": plots.recall_plot, "alpha": plots.alpha_plot}.get(name)
+    draw = {"recall": plots.recall_plot, "alpha": plots.alpha_plot, "clicks": plots.clicks_plot}.get(name)
     if draw is None:
         return HttpResponse(status=404)
     response = HttpResponse(draw(), content_type="image/png")

@@ -8,13 +8,15 @@ from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from retrieval.images import size_message
 from webapp.feedback import impressions
+from webapp.gallery import privacy
 from webapp.gallery.serializers import image_urls
 from webapp.search import service
 from webapp.search.refine import session_feedback
+from webapp.throttling import ClientThrottle
 
 
 class SearchRequestSerializer(serializers.Serializer):
@@ -25,9 +27,7 @@ class SearchRequestSerializer(serializers.Serializer):
 
     def validate_image(self, upload):
         if upload.size > settings.MAX_UPLOAD_BYTES:
-            raise serializers.ValidationError(
-                f"The file is {upload.size / 1e6:.1f} MB; the limit is {settings.MAX_UPLOAD_BYTES / 1e6:.1f} MB."
-            )
+            raise serializers.ValidationError(size_message(upload.size, settings.MAX_UPLOAD_BYTES))
         return upload
 
 
@@ -84,7 +84,7 @@ def _body(request: Request, result: service.SearchResult, impression) -> dict:
 
 class SearchView(APIView):
     parser_classes = [MultiPartParser, FormParser]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ClientThrottle]
     throttle_scope = "search"
 
     @extend_schema(
@@ -101,17 +101,13 @@ class SearchView(APIView):
         params = SearchRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         upload = params.validated_data["image"]
-        try:
-            result = service.search_upload(upload.read(), upload.name or "", k=params.validated_data["k"])
-        except service.ImageRejected as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        except service.SearchUnavailable as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        result = service.search_upload(upload.read(), upload.name or "", k=params.validated_data["k"])
+        privacy.record_upload(result.query, request, upload.name or "")
         return Response(_body(request, result, impressions.record(request, result)))
 
 
 class RefineView(APIView):
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ClientThrottle]
     throttle_scope = "search"
 
     @extend_schema(
@@ -140,13 +136,10 @@ class RefineView(APIView):
             return Response({"detail": "You have not searched with this query."}, status=status.HTTP_404_NOT_FOUND)
         feedback = session_feedback(mine, latest.query_id)
         k = params.validated_data["k"]
-        try:
-            if feedback:
-                result = service.search_similar(latest.query, k=k, offset=len(feedback.shown), feedback=feedback)
-            else:
-                result = service.search_similar(latest.query, k=k, offset=latest.offset + len(latest.shown))
-        except service.SearchUnavailable as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        if feedback:
+            result = service.search_similar(latest.query, k=k, offset=len(feedback.shown), feedback=feedback)
+        else:
+            result = service.search_similar(latest.query, k=k, offset=latest.offset + len(latest.shown))
         body = _body(request, result, impressions.record(request, result))
         body["refined"] = None if not feedback else {
             "positives": len(feedback.positives), "negatives": len(feedback.negatives),

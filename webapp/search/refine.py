@@ -35,7 +35,8 @@ class SessionFeedback:
 def session_feedback(impressions: QuerySet[Impression], query_id: int) -> SessionFeedback:
     """Collect the judgements on the requester's impressions (`impressions`, already theirs) of `query_id`."""
     pages = list(impressions.filter(query_id=query_id).order_by("id")[:200])
-    judgements = Judgement.objects.filter(impression__in=pages).values_list("impression_id", "image_id", "kind")
+    live = Judgement.objects.filter(impression__in=pages, retracted_at__isnull=True)  # changed verdicts: the new one
+    judgements = live.values_list("impression_id", "image_id", "kind")
     positive: dict[int, set[int]] = {}
     negatives: set[int] = set()
     for impression, image, kind in judgements:

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('feedback', '0002_artifact_storage_names'),
+        ('feedback', '0003_judgement_retraction'),
         ('gallery', '0004_tuned_backbone_names'),
     ]
 
