@@ -188,6 +188,12 @@ SEARCH_THREADS = env_int("REFIND_SEARCH_THREADS", 1, minimum=1, maximum=256)
 EXTRACT_BATCH_SIZE = env_int("REFIND_EXTRACT_BATCH_SIZE", 16, minimum=1, maximum=512)
 EXTRACT_PARALLEL = env_int("REFIND_EXTRACT_PARALLEL", os.cpu_count() or 1, minimum=1, maximum=256)
 SEARCH_DEFAULT_K = 20
+# Zero-click re-weighting and click memory (docs/benchmarks.md §10)
+QUERY_EXPANSION = env_int("REFIND_QUERY_EXPANSION", 3, minimum=0, maximum=50)  # αQE: top k (0 = off)
+CLICK_MEMORY = env_bool("REFIND_CLICK_MEMORY", True)
+CLICK_MEMORY_MAX_SHIFT = env_float("REFIND_CLICK_MEMORY_MAX_SHIFT", 0.35, minimum=0.0)
+if CLICK_MEMORY_MAX_SHIFT > 2.0:
+    raise ImproperlyConfigured(f"REFIND_CLICK_MEMORY_MAX_SHIFT={CLICK_MEMORY_MAX_SHIFT} must be at most 2.")
 SEARCH_MAX_K = 100
 # Feedback → triplets (docs/feedback.md)
 FEEDBACK_NEGATIVES = env_choice("REFIND_FEEDBACK_NEGATIVES", "skip_above", {"skip_above", "explicit_only"})
