@@ -8,5 +8,6 @@ urlpatterns = [
     path("dashboard/progress/", views.progress, name="progress"),
     path("dashboard/retrain/", views.retrain, name="retrain"),
     path("dashboard/versions/<int:version_id>/rollback/", views.rollback_version, name="rollback"),
+    path("dashboard/versions/rescore/", views.rescore, name="rescore"),
     path("dashboard/plots/<str:name>.png", views.plot, name="plot"),
 ]
