@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from retrieval.atomic import atomic_torch_save
 from training.abtl import abtl_terms, check_tau, combine_terms, triplet_distances
 from training.hedge import hedge_sequence, hedge_step, uniform_alpha
 from training.oahu_backprop import Params, forward_backward, sgd_update
@@ -414,28 +414,3 @@ def _default_basis(basis_dim: int, input_dim: int, generator: torch.Generator) -
         return torch.eye(input_dim)
     q, _ = torch.linalg.qr(torch.randn(input_dim, basis_dim, generator=generator))
     return q.T.contiguous()
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """torch.save to ``<path>.part``, fsync, os.replace onto ``path`` (never a half-written file)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
-    try:
-        with open(part, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(part, target)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    return target
-
-
-def as_triplet_arrays(
-    features: np.ndarray, triplets: Sequence[tuple[int, int, int]] | np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Index a feature matrix by (anchor, positive, negative) index rows."""
-    idx = np.asarray(triplets, dtype=np.int64).reshape(-1, 3)
-    return features[idx[:, 0]], features[idx[:, 1]], features[idx[:, 2]]

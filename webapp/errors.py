@@ -14,6 +14,8 @@ from django.template.loader import render_to_string
 from django.views.defaults import bad_request as django_bad_request
 from django.views.defaults import server_error as django_server_error
 
+from retrieval.images import size_message
+
 logger = logging.getLogger(__name__)
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 UNAVAILABLE = "The database is unavailable at the moment; please try again in a few seconds."
@@ -37,7 +39,7 @@ def unavailable(request: HttpRequest) -> HttpResponse:
 
 
 def too_large(request: HttpRequest, size: int) -> HttpResponse:
-    message = f"The request is {size / 1e6:.1f} MB; the limit is {settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 1e6:.1f} MB."
+    message = size_message(size, settings.DATA_UPLOAD_MAX_MEMORY_SIZE, what="request")
     return error_response(request, 413, "Too large", message)
 
 

@@ -162,6 +162,7 @@ except PoolingError as exc:
     raise ImproperlyConfigured(f"REFIND_GEM_P: {exc}") from exc
 # The features the app extracts: network + pooling (e.g. "efficientnet_lite0+gem3"); a change re-extracts.
 BACKBONE = pooled_name(_NETWORK, _POOLING)
+LOADED_BACKBONES = env_int("REFIND_LOADED_BACKBONES", 2, minimum=1, maximum=64)  # per process: webapp/runtime.py
 INDEX_FACTORY = env_str("REFIND_INDEX_FACTORY", "Flat")
 try:
     validate_factory(INDEX_FACTORY)
@@ -223,7 +224,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
                                     "interval_max": 0.5}
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"webapp.learning.tasks.*": {"queue": "training"}}
+CELERY_TASK_ROUTES = ("webapp.learning.dispatch.route",)  # queue names: webapp/learning/dispatch.py
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -17,9 +17,10 @@ from django.conf import settings
 from PIL import Image as PILImage
 
 from retrieval.images import DecodedImage, ImageRejected, decode_image, sha256_of
-from webapp.gallery import indexing, pipeline
-from webapp.gallery.models import Image
+from webapp.gallery import indexing
+from webapp.gallery.models import Image, ModelVersion
 from webapp.gallery.storing import store_image
+from webapp.runtime import runtime
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
@@ -86,8 +87,8 @@ def import_tree(
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder.")
     report = ImportReport()
-    backbone = pipeline.active_model_version().backbone  # features for the model that will index them
-    store = pipeline.feature_store(backbone)
+    backbone = ModelVersion.active().backbone  # features for the model that will index them
+    store = runtime.feature_store(backbone)
     done = _shas_with_features(store)
     candidates: list[_Candidate] = []
     for path, problem in find_images(root):
@@ -118,7 +119,7 @@ def import_tree(
     batch_size = settings.EXTRACT_BATCH_SIZE
     for start in range(0, len(candidates), 4 * batch_size):
         chunk = candidates[start : start + 4 * batch_size]
-        for embedded, features in pipeline.extractor(backbone).stream(chunk, load):
+        for embedded, features in runtime.extractor(backbone).stream(chunk, load):
             _store_batch(embedded, features, store, report)
         for candidate in chunk:
             if candidate.skipped:

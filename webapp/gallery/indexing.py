@@ -12,9 +12,9 @@ from django.db import transaction
 from retrieval.index import build_index, save_index
 from retrieval.index_tuning import apply_search_params
 from webapp import artifacts
-from webapp.gallery import pipeline
 from webapp.gallery.features import ensure_features
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
+from webapp.runtime import runtime
 
 logger = logging.getLogger(__name__)
 EMBED_CHUNK = 8192
@@ -34,13 +34,13 @@ def indexable_ids(backbone: str) -> np.ndarray:
 
 def gallery_vectors(version: ModelVersion) -> tuple[np.ndarray, np.ndarray]:
     """(ids, vectors) of every gallery image with features, embedded by `version`."""
-    store = pipeline.feature_store(version.backbone)
+    store = runtime.feature_store(version.backbone)
     ids = indexable_ids(version.backbone)
-    dim = pipeline.head_for(version).output_dim(store.dim)
+    dim = runtime.head(version).output_dim(store.dim)
     vectors = np.empty((len(ids), dim), dtype=np.float32)
     for start in range(0, len(ids), EMBED_CHUNK):
         chunk = ids[start : start + EMBED_CHUNK]
-        vectors[start : start + len(chunk)] = pipeline.embed(version, store.get(chunk))
+        vectors[start : start + len(chunk)] = runtime.embed(version, store.get(chunk))
     return ids, vectors
 
 
@@ -54,7 +54,7 @@ def build_and_activate(
     replaced by the pretrained model over the configured features, extracted here from the stored originals.
     `gallery` = gallery_vectors(version) when the caller has it already."""
     started = time.perf_counter()
-    version = version or pipeline.serving_model_version()
+    version = version or ModelVersion.serving()
     factory = factory or settings.INDEX_FACTORY
     ids, vectors = gallery if gallery is not None else gallery_vectors(version)
     index = apply_search_params(build_index(vectors, ids, factory), settings.HNSW_EF_SEARCH)
@@ -76,6 +76,6 @@ def index_is_stale() -> bool:
     active = IndexVersion.objects.filter(is_active=True).first()
     if active is None:
         return Image.objects.filter(role=Image.Role.GALLERY).exists()
-    if pipeline.features_outdated(active.model_version):
+    if active.model_version.features_outdated():
         return True
     return len(indexable_ids(active.model_version.backbone)) != active.ntotal

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
+
+TUNED = "@"  # "<base backbone>@<weights artifact>": a backbone fine-tuned by a batch run
+
+
+def base_backbone_name(name: str) -> str:
+    """The pretrained backbone a (possibly tuned) backbone name starts from."""
+    return name.partition(TUNED)[0]
 
 
 class Image(models.Model):
@@ -67,6 +75,36 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"v{self.pk} {self.backbone}/{self.head_kind}"
+
+    @classmethod
+    def active(cls) -> ModelVersion:
+        """The active model; on a new installation, the configured one."""
+        version = cls.objects.filter(is_active=True).first()
+        return version if version is not None else cls.configured()
+
+    @classmethod
+    def configured(cls) -> ModelVersion:
+        """The pretrained model (identity head) over the configured features (``REFIND_BACKBONE`` +
+        ``REFIND_POOLING``)."""
+        version, _ = cls.objects.get_or_create(
+            backbone=settings.BACKBONE, head_kind="identity", parent=None,
+            defaults={"config": {"note": "pretrained backbone features"}},
+        )
+        return version
+
+    @classmethod
+    def serving(cls) -> ModelVersion:
+        """What the served index should use: the active model, unless its features are outdated (the pooling
+        or the network setting changed), then the pretrained model over the configured features."""
+        active = cls.active()
+        return cls.configured() if active.features_outdated() else active
+
+    def features_outdated(self) -> bool:
+        """True when this version runs on other features than configured: another network or pooling.
+
+        A backbone a run fine-tuned from the configured one (``<configured>@<weights>``) is not outdated.
+        """
+        return base_backbone_name(self.backbone) != settings.BACKBONE
 
 
 class IndexVersion(models.Model):

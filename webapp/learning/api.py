@@ -11,8 +11,8 @@ from rest_framework.response import Response
 
 from webapp.gallery.models import ModelVersion
 from webapp.learning import claims
-from webapp.learning.forms import RetrainForm
 from webapp.learning.models import TrainingRun
+from webapp.learning.parameters import InvalidParameters, RunParameters, RunParametersSerializer
 from webapp.learning.promotion import rollback
 from webapp.learning.runs import start_run
 
@@ -28,30 +28,19 @@ class TrainingRunSerializer(serializers.ModelSerializer):
                   "created_at", "started_at", "finished_at", "duration_seconds"]
 
 
-class RetrainRequestSerializer(serializers.Serializer):
-    mode = serializers.ChoiceField(choices=TrainingRun.Mode.values)
-    loss = serializers.CharField(required=False)
-    epochs = serializers.IntegerField(required=False)
-    lr = serializers.FloatField(required=False)
-    device = serializers.ChoiceField(choices=["auto", "cpu", "cuda"], required=False)
-    data = serializers.ChoiceField(choices=["both", "triplets", "labels"], required=False)
-
-
 class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = TrainingRun.objects.all()
     serializer_class = TrainingRunSerializer
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=RetrainRequestSerializer, responses={
+    @extend_schema(request=RunParametersSerializer, responses={
         202: TrainingRunSerializer, 400: OpenApiResponse(ERROR), 409: OpenApiResponse(ERROR, description="busy")})
     def create(self, request: Request) -> Response:
         """Trigger a run; 409 while another run is in progress."""
-        form = RetrainForm(request.data)
-        if not form.is_valid():
-            field, errors = next(iter(form.errors.items()))
-            return Response({"detail": f"{field}: {errors[0]}", "errors": form.errors}, status.HTTP_400_BAD_REQUEST)
         try:
-            run = start_run(form.cleaned_data["mode"], form.params(), user=request.user)
+            run = start_run(RunParameters.parse(request.data), user=request.user)
+        except InvalidParameters as exc:
+            return Response({"detail": str(exc), "errors": exc.errors}, status.HTTP_400_BAD_REQUEST)
         except claims.TrainingBusy as exc:
             return Response({"detail": str(exc)}, status.HTTP_409_CONFLICT)
         run.refresh_from_db()

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from webapp.gallery.models import ModelVersion
+from webapp.learning.parameters import RunParameters
 
 
 class TrainingRun(models.Model):
@@ -45,6 +46,10 @@ class TrainingRun(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.pk} ({self.mode}, {self.status})"
+
+    @property
+    def parameters(self) -> RunParameters:
+        return RunParameters.from_stored(self.mode, self.params)
 
     @property
     def duration_seconds(self) -> float | None:

@@ -9,8 +9,9 @@ from django.conf import settings
 
 from training.paired_test import compare, decide
 from webapp import artifacts
-from webapp.gallery import indexing, pipeline
+from webapp.gallery import indexing
 from webapp.gallery.models import IndexVersion, ModelVersion
+from webapp.learning import dispatch
 from webapp.learning.evaluation import GuardQueries, guard_hits, guard_queries
 
 
@@ -58,7 +59,7 @@ def cached_guard_hits(version: ModelVersion, queries: GuardQueries) -> np.ndarra
 def promote_or_reject(candidate: ModelVersion) -> bool:
     """Guard, then build + activate the candidate's index or mark it rejected. The full reports are a
     separate task (queue `default`) so that they delay neither the swap nor the next run."""
-    active = pipeline.active_model_version()
+    active = ModelVersion.active()
     gallery = indexing.gallery_vectors(candidate)  # embedded once: for the guard and for the index
     promoted, note, evidence = guard(candidate, active, gallery)
     if promoted:  # first: a failed index write (e.g. disk full) leaves the candidate unmarked and inactive
@@ -69,14 +70,9 @@ def promote_or_reject(candidate: ModelVersion) -> bool:
     if evidence is not None:  # shown on the dashboard next to the decision
         candidate.metrics = {**(candidate.metrics or {}), "promotion_evidence": evidence}
         ModelVersion.objects.filter(pk=candidate.pk).update(metrics=candidate.metrics)
-    from webapp.learning import tasks
-
     for version in (candidate, active):
         if not version.metrics.get("evaluated_at"):
-            try:
-                tasks.evaluate_model_version.apply_async(args=[version.pk], queue="default")
-            except Exception:  # broker down: the dashboard and `manage.py evaluate` can compute it later
-                pass
+            dispatch.send_evaluation(version.pk)  # broker down: housekeeping sends it later
     return promoted
 
 

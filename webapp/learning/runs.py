@@ -11,29 +11,24 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from webapp.learning import claims
+from webapp.learning import claims, dispatch
 from webapp.learning.backbone import backbone_retrain
 from webapp.learning.batch import batch_retrain
 from webapp.learning.models import TrainingRun
 from webapp.learning.online import online_update
+from webapp.learning.parameters import RunParameters
 from webapp.learning.promotion import promote_or_reject
 
 logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 1.0
 
 
-def start_run(mode: str, params: dict | None = None, user=None) -> TrainingRun:
-    """Create a run holding the claim and enqueue it; raises claims.TrainingBusy if one is in progress."""
-    from webapp.learning import tasks
-
+def start_run(parameters: RunParameters, user=None) -> TrainingRun:
+    """Create a run holding the claim and send it; raises claims.TrainingBusy if one is in progress."""
     with transaction.atomic():
-        run = TrainingRun.objects.create(mode=mode, params=params or {}, triggered_by=user)
+        run = TrainingRun.objects.create(mode=parameters.mode, params=parameters.stored(), triggered_by=user)
         claims.claim(run)  # raises TrainingBusy: the transaction rolls back, no run is created
-    queue = "gpu" if (params or {}).get("device") == "cuda" else "training"
-    try:
-        tasks.execute_run.apply_async(args=[run.pk], queue=queue)
-    except Exception as exc:  # broker down: keep the run queued; the beat task re-sends it
-        logger.warning("Could not enqueue run %s (%s); it stays queued", run.pk, exc)
+    if not dispatch.send_run(run.pk, parameters.queue):  # it stays queued; housekeeping sends it again
         TrainingRun.objects.filter(pk=run.pk).update(message="Waiting for the task broker; training is delayed.")
     return run
 
@@ -65,13 +60,14 @@ def execute(run_id: int) -> str:
     )
     progress = _Progress(run)
     started = time.monotonic()
+    parameters = run.parameters
     try:
         if run.mode == TrainingRun.Mode.OAHU:
             candidate = online_update(progress)
-        elif run.params.get("backbone"):
-            candidate = backbone_retrain(run.pk, run.params, progress)
+        elif parameters.backbone:
+            candidate = backbone_retrain(run.pk, parameters, progress)
         else:
-            candidate = batch_retrain(run.pk, run.params, progress)
+            candidate = batch_retrain(run.pk, parameters, progress)
         if candidate is None:
             status, message = TrainingRun.Status.UNCHANGED, "Not enough new triplets to publish a version."
         else:
@@ -109,14 +105,10 @@ def reap_stale_runs() -> list[int]:
 
 
 def resend_queued_runs() -> list[int]:
-    """Re-enqueue runs that hold the claim but never reached a worker (broker was down)."""
-    from webapp.learning import tasks
-
+    """Send again the run that holds the claim but never reached a worker (broker was down)."""
     holder = claims.holder()
     if holder is None or holder.status != TrainingRun.Status.QUEUED:
         return []
     if timezone.now() - holder.created_at < timedelta(seconds=settings.LEARNING_STALE_SECONDS):
         return []
-    tasks.execute_run.apply_async(args=[holder.pk], queue="gpu" if holder.params.get("device") == "cuda"
-                                  else "training")
-    return [holder.pk]
+    return [holder.pk] if dispatch.send_run(holder.pk, holder.parameters.queue) else []

@@ -1,10 +1,12 @@
-"""Celery tasks of learning: thin wrappers taking primary keys."""
+"""Celery tasks of learning: thin wrappers taking primary keys (sent by name: webapp/learning/dispatch.py)."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
+from webapp.gallery.models import ModelVersion
 from webapp.learning import runs, scheduling
+from webapp.learning.evaluation import evaluate_version
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -29,7 +31,4 @@ def housekeeping() -> dict:
 @shared_task
 def evaluate_model_version(version_id: int) -> dict:
     """Compute and store a version's full evaluation report."""
-    from webapp.gallery.models import ModelVersion
-    from webapp.learning.evaluation import evaluate_version
-
     return evaluate_version(ModelVersion.objects.get(pk=version_id))

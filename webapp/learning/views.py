@@ -12,17 +12,17 @@ from webapp.feedback.models import Impression, Judgement, Triplet
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
 from webapp.learning import broker, claims, plots, tasks
 from webapp.learning.evaluation import gallery_state
-from webapp.learning.forms import RetrainForm
 from webapp.learning.models import TrainingRun
+from webapp.learning.parameters import InvalidParameters, RetrainForm, RunParameters
 from webapp.learning.promotion import rollback
 from webapp.learning.runs import start_run
 
 KS = (1, 2, 4, 8, 16, 32)
 
 
-def _context(form: RetrainForm | None = None) -> dict:
+def _context() -> dict:
     return {
-        "form": form or RetrainForm(),
+        "form": RetrainForm(),
         "counts": {
             "gallery images": Image.objects.filter(role=Image.Role.GALLERY).count(),
             "queries": Impression.objects.filter(offset=0).count(),
@@ -97,11 +97,10 @@ def progress(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 @require_POST
 def retrain(request: HttpRequest) -> HttpResponse:
-    form = RetrainForm(request.POST)
-    if not form.is_valid():
-        return render(request, "learning/_progress.html", {"form_errors": form.errors}, status=400)
     try:
-        run = start_run(form.cleaned_data["mode"], form.params(), user=request.user)
+        run = start_run(RunParameters.parse(request.POST), user=request.user)
+    except InvalidParameters as exc:
+        return render(request, "learning/_progress.html", {"form_errors": exc.errors}, status=400)
     except claims.TrainingBusy as exc:
         return render(request, "learning/_progress.html", {"busy": str(exc), "run": claims.holder()}, status=409)
     run.refresh_from_db()

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from retrieval.images import size_message
 from webapp.feedback import impressions
 from webapp.gallery.serializers import image_urls
 from webapp.search import service
@@ -24,9 +25,7 @@ class SearchRequestSerializer(serializers.Serializer):
 
     def validate_image(self, upload):
         if upload.size > settings.MAX_UPLOAD_BYTES:
-            raise serializers.ValidationError(
-                f"The file is {upload.size / 1e6:.1f} MB; the limit is {settings.MAX_UPLOAD_BYTES / 1e6:.1f} MB."
-            )
+            raise serializers.ValidationError(size_message(upload.size, settings.MAX_UPLOAD_BYTES))
         return upload
 
 

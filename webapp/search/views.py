@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from retrieval.images import size_message
 from webapp.feedback import impressions
 from webapp.feedback.models import Impression
 from webapp.feedback.triplets import live_verdicts
@@ -72,8 +73,7 @@ def search_upload(request: HttpRequest) -> HttpResponse:
     if upload is None:
         return _error(request, _("Choose an image file to search with."))
     if upload.size > settings.MAX_UPLOAD_BYTES:
-        return _error(request, _("The file is %(size).1f MB; the limit is %(limit).1f MB.")
-                      % {"size": upload.size / 1e6, "limit": settings.MAX_UPLOAD_BYTES / 1e6})
+        return _error(request, size_message(upload.size, settings.MAX_UPLOAD_BYTES))
     try:
         result = service.search_upload(upload.read(), original_name=upload.name or "", k=PAGE_SIZE)
     except service.ImageRejected as exc:
