@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -76,6 +77,22 @@ def env_list(name: str, default: list[str], choices: set[str] | None = None) -> 
         if unknown or not items:
             raise ImproperlyConfigured(f"{name}={value!r}: give one or more of {sorted(choices)}, comma-separated.")
     return items
+
+
+def env_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated IP addresses or networks (``10.0.0.5, 172.16.0.0/12``); anything else is an error."""
+    value = env_str(name)
+    if value is None:
+        return []
+    networks = []
+    for item in (part.strip() for part in value.split(",")):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not an IP address or network (e.g. 10.0.0.5 or 172.16.0.0/12)."
+            ) from None
+    return networks
 
 
 def parse_database_url(url: str, base_dir: Path) -> dict:

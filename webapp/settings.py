@@ -16,6 +16,7 @@ from webapp.env import (
     env_float,
     env_int,
     env_list,
+    env_networks,
     env_rate,
     env_str,
     parse_database_url,
@@ -40,6 +41,9 @@ ALLOWED_HOSTS = env_list(
     "DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]", "testserver"]
 )
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# Reverse proxies whose X-Forwarded-For is believed (rate limits, login lockout); every other request is keyed
+# on its socket address (docs/security.md).
+TRUSTED_PROXIES = env_networks("REFIND_TRUSTED_PROXIES")
 
 # Cache (rate-limit counters): per process by default; share it between processes through Redis.
 # While Redis is down the shared cache reads as empty (rate limits fail open) instead of failing requests.
@@ -196,6 +200,7 @@ GUARD_MAX_QUERIES = env_int("REFIND_GUARD_MAX_QUERIES", 10_000, minimum=10)
 GUARD_MIN_DISCORDANT = env_int("REFIND_GUARD_MIN_DISCORDANT", 10, minimum=1)
 GUARD_CONFIDENCE = min(0.999, env_float("REFIND_GUARD_CONFIDENCE", 0.95, minimum=0.5))
 PROMOTION_TOLERANCE_POINTS = env_float("REFIND_PROMOTION_TOLERANCE_POINTS", 0.5, minimum=0.0)
+ANONYMOUS_RETENTION_DAYS = env_int("REFIND_ANONYMOUS_RETENTION_DAYS", 30, minimum=1)
 LEARNING_HELDOUT_IMPRESSION_EVERY = env_int("REFIND_HELDOUT_IMPRESSION_EVERY", 5, minimum=0)
 LEARNING_STALE_SECONDS = env_int("REFIND_STALE_RUN_SECONDS", 120, minimum=5)
 INDEX_CHECK_SECONDS = env_float("REFIND_INDEX_CHECK_SECONDS", 1.0, minimum=0.0)
@@ -238,6 +243,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "webapp.learning.tasks.housekeeping",
         "schedule": env_float("REFIND_HOUSEKEEPING_SECONDS", 30.0, minimum=5.0),
     },
+    "prune-visitors": {  # expired sessions, unjudged anonymous impressions (webapp/feedback/tasks.py)
+        "task": "webapp.feedback.tasks.prune_visitors",
+        "schedule": 3600.0,
+    },
     "refresh-index": {
         "task": "webapp.gallery.tasks.refresh_index",
         "schedule": env_float("REFIND_REFRESH_INDEX_SECONDS", 300.0, minimum=10.0),
@@ -258,7 +267,7 @@ REST_FRAMEWORK = {
         "feedback": env_rate("REFIND_THROTTLE_FEEDBACK", "600/min"),
     },
     "PAGE_SIZE": env_int("REFIND_API_PAGE_SIZE", 50, minimum=1, maximum=1000),
-    "EXCEPTION_HANDLER": "webapp.search.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "webapp.errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Refind API",

@@ -11,8 +11,8 @@ from training.oahu import OAHU
 from webapp import artifacts
 from webapp.feedback import consumer
 from webapp.feedback.models import Triplet
+from webapp.feedback.splits import is_heldout_impression
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
-from webapp.learning.evaluation import is_heldout_impression
 from webapp.learning.models import AlphaSnapshot, TrainingRun
 from webapp.learning.online import CURSOR
 from webapp.learning.parameters import RunParameters

@@ -11,13 +11,14 @@ from rest_framework import generics, serializers, status
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from webapp.feedback import impressions
 from webapp.feedback.models import Judgement, Triplet
 from webapp.feedback.triplets import FeedbackRejected, record_judgement
+from webapp.gallery import privacy
 from webapp.gallery.models import Image
+from webapp.throttling import ClientThrottle
 
 ERROR = inline_serializer("FeedbackError", {"detail": serializers.CharField()})
 
@@ -41,7 +42,7 @@ class FeedbackResponseSerializer(serializers.Serializer):
 
 
 class FeedbackView(APIView):
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ClientThrottle]
     throttle_scope = "feedback"
 
     @extend_schema(
@@ -59,8 +60,9 @@ class FeedbackView(APIView):
         params = FeedbackRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        for field in ("query_id", "image_id"):
-            if not Image.objects.filter(pk=data[field]).exists():
+        for field in ("query_id", "image_id"):  # someone else's query is "not found", like a missing id
+            image = Image.objects.filter(pk=data[field]).first()
+            if image is None or not privacy.can_view(image, request):
                 return Response({"detail": f"No image with id {data[field]} ({field})."}, status.HTTP_404_NOT_FOUND)
         impression = impressions.find_for_judgement(
             request, data["query_id"], data["image_id"], data.get("impression_id")

@@ -46,6 +46,27 @@ class Image(models.Model):
         return f"{self.role} image {self.pk} ({self.original_name or self.sha256[:12]})"
 
 
+class QueryOwner(models.Model):
+    """Who uploaded a query image: a user, or an anonymous session. Only they (and staff) may see it
+    (webapp/gallery/privacy.py); the name is the file name *they* gave it."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="owners")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
+    session_key = models.CharField(max_length=40, blank=True, db_index=True)
+    original_name = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "user"], condition=Q(user__isnull=False), name="one_owner_user"),
+            models.UniqueConstraint(fields=["image", "session_key"], condition=Q(user__isnull=True),
+                                    name="one_owner_session"),
+        ]
+
+    def __str__(self) -> str:
+        return f"query {self.image_id} of {self.user_id or 'session ' + self.session_key[:8]}"
+
+
 class ModelVersion(models.Model):
     """A metric: the backbone whose cached features it reads plus the head applied to them."""
 

@@ -10,9 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from webapp.gallery.models import ModelVersion
-from webapp.learning import claims
 from webapp.learning.models import TrainingRun
-from webapp.learning.parameters import InvalidParameters, RunParameters, RunParametersSerializer
+from webapp.learning.parameters import RunParameters, RunParametersSerializer
 from webapp.learning.promotion import rollback
 from webapp.learning.runs import start_run
 
@@ -37,12 +36,7 @@ class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         202: TrainingRunSerializer, 400: OpenApiResponse(ERROR), 409: OpenApiResponse(ERROR, description="busy")})
     def create(self, request: Request) -> Response:
         """Trigger a run; 409 while another run is in progress."""
-        try:
-            run = start_run(RunParameters.parse(request.data), user=request.user)
-        except InvalidParameters as exc:
-            return Response({"detail": str(exc), "errors": exc.errors}, status.HTTP_400_BAD_REQUEST)
-        except claims.TrainingBusy as exc:
-            return Response({"detail": str(exc)}, status.HTTP_409_CONFLICT)
+        run = start_run(RunParameters.parse(request.data), user=request.user)  # errors: webapp.errors.ANSWERS
         run.refresh_from_db()
         return Response(TrainingRunSerializer(run).data, status.HTTP_202_ACCEPTED)
 

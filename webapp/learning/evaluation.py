@@ -22,17 +22,13 @@ from django.utils import timezone
 from retrieval.index import build_index, search
 from training.evaluation import DEFAULT_KS, evaluate, evaluate_against
 from webapp.feedback.models import Judgement
+from webapp.feedback.splits import is_heldout_impression
 from webapp.gallery.features import ensure_features
 from webapp.gallery.indexing import gallery_vectors, indexable_ids
 from webapp.gallery.models import Image, ModelVersion
 from webapp.runtime import runtime
 
 MIN_LABELLED_QUERIES = 2
-
-
-def is_heldout_impression(impression_id: int) -> bool:
-    every = settings.LEARNING_HELDOUT_IMPRESSION_EVERY
-    return every > 0 and impression_id % every == 0
 
 
 @dataclass(frozen=True)
@@ -173,12 +169,11 @@ def guard_queries(backbone: str) -> GuardQueries | None:
 
 def heldout_clicks() -> list[tuple[int, int]]:
     """(query image, clicked image) of positive judgements on held-out impressions, in judgement order."""
-    every = settings.LEARNING_HELDOUT_IMPRESSION_EVERY
-    if every <= 0:
+    if settings.LEARNING_HELDOUT_IMPRESSION_EVERY <= 0:
         return []
     rows = (Judgement.objects.exclude(kind=Judgement.Kind.DISSIMILAR).order_by("id")
             .values_list("impression_id", "impression__query_id", "image_id"))
-    return [(int(q), int(i)) for impression_id, q, i in rows if impression_id % every == 0]
+    return [(int(q), int(i)) for impression_id, q, i in rows if is_heldout_impression(impression_id)]
 
 
 def guard_hits(version: ModelVersion, queries: GuardQueries,

@@ -8,15 +8,16 @@ from dataclasses import asdict
 import numpy as np
 from django.conf import settings
 
+from training.device import resolve_device
 from training.oahu import OAHU, OAHUConfig
 from webapp import artifacts
 from webapp.feedback import consumer
 from webapp.feedback.models import Triplet
+from webapp.feedback.splits import is_heldout_impression
 from webapp.feedback.usable import usable_triplets
 from webapp.gallery.features import ensure_features
 from webapp.gallery.indexing import indexable_ids
 from webapp.gallery.models import ModelVersion
-from webapp.learning.evaluation import is_heldout_impression
 from webapp.learning.models import AlphaSnapshot
 from webapp.runtime import runtime
 
@@ -40,7 +41,10 @@ def new_learner(backbone: str) -> OAHU:
 
 
 def load_learner(cursor, backbone: str) -> OAHU:
-    return OAHU.load(artifacts.fetch(cursor.artifact)) if cursor.artifact else new_learner(backbone)
+    """The cursor's learner (or a new one), updating on TRAINING_DEVICE: CUDA through the torch pass on a GPU
+    worker, else the NumPy pass (training/oahu_torch.py)."""
+    learner = OAHU.load(artifacts.fetch(cursor.artifact)) if cursor.artifact else new_learner(backbone)
+    return learner.use_device(resolve_device(settings.TRAINING_DEVICE))
 
 
 def online_update(progress: Callable[[float, str], None]) -> ModelVersion | None:

@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from webapp.errors import ANSWERED, status_of
 from webapp.feedback.models import Impression, Judgement, Triplet
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
 from webapp.learning import broker, claims, plots, tasks
@@ -100,9 +101,10 @@ def retrain(request: HttpRequest) -> HttpResponse:
     try:
         run = start_run(RunParameters.parse(request.POST), user=request.user)
     except InvalidParameters as exc:
-        return render(request, "learning/_progress.html", {"form_errors": exc.errors}, status=400)
-    except claims.TrainingBusy as exc:
-        return render(request, "learning/_progress.html", {"busy": str(exc), "run": claims.holder()}, status=409)
+        return render(request, "learning/_progress.html", {"form_errors": exc.errors}, status=status_of(exc))
+    except ANSWERED as exc:
+        return render(request, "learning/_progress.html", {"busy": str(exc), "run": claims.holder()},
+                      status=status_of(exc))
     run.refresh_from_db()
     return render(request, "learning/_progress.html", {"run": run})
 

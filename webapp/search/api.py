@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from retrieval.images import size_message
 from webapp.feedback import impressions
+from webapp.gallery import privacy
 from webapp.gallery.serializers import image_urls
 from webapp.search import service
+from webapp.throttling import ClientThrottle
 
 
 class SearchRequestSerializer(serializers.Serializer):
@@ -51,7 +52,7 @@ ERROR = inline_serializer("Error", {"detail": serializers.CharField()})
 
 class SearchView(APIView):
     parser_classes = [MultiPartParser, FormParser]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ClientThrottle]
     throttle_scope = "search"
 
     @extend_schema(
@@ -68,12 +69,8 @@ class SearchView(APIView):
         params = SearchRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         upload = params.validated_data["image"]
-        try:
-            result = service.search_upload(upload.read(), upload.name or "", k=params.validated_data["k"])
-        except service.ImageRejected as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        except service.SearchUnavailable as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        result = service.search_upload(upload.read(), upload.name or "", k=params.validated_data["k"])
+        privacy.record_upload(result.query, request, upload.name or "")
         impression = impressions.record(request, result)
         body = {
             "query_id": result.query.pk,

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from retrieval.images import size_message
+from webapp.errors import ANSWERED, status_of
 from webapp.feedback import impressions
 from webapp.feedback.models import Impression
 from webapp.feedback.triplets import live_verdicts
+from webapp.gallery import privacy
 from webapp.gallery.models import Image
 from webapp.search import service
 from webapp.throttling import throttled
@@ -76,17 +78,16 @@ def search_upload(request: HttpRequest) -> HttpResponse:
         return _error(request, size_message(upload.size, settings.MAX_UPLOAD_BYTES))
     try:
         result = service.search_upload(upload.read(), original_name=upload.name or "", k=PAGE_SIZE)
-    except service.ImageRejected as exc:
-        return _error(request, str(exc))
-    except service.SearchUnavailable as exc:
-        return _error(request, str(exc), status=503)
+    except ANSWERED as exc:
+        return _error(request, str(exc), status=status_of(exc))
+    privacy.record_upload(result.query, request, upload.name or "")
     return _results(request, result)
 
 
 @require_GET
 @throttled("search")
 def search_similar(request: HttpRequest, image_id: int) -> HttpResponse:
-    query = get_object_or_404(Image, pk=image_id)
+    query = privacy.visible_or_404(request, image_id)
     try:
         offset = int(request.GET.get("offset", 0))
     except ValueError:
@@ -95,8 +96,8 @@ def search_similar(request: HttpRequest, image_id: int) -> HttpResponse:
         return _error(request, _("offset must be between 0 and %(max)d.") % {"max": MAX_OFFSET})
     try:
         result = service.search_similar(query, k=PAGE_SIZE, offset=offset)
-    except service.SearchUnavailable as exc:
-        return _error(request, str(exc), status=503)
+    except ANSWERED as exc:
+        return _error(request, str(exc), status=status_of(exc))
     if offset and not result.hits:
         return _error(request, _("No more results: every similar image is already shown (the gallery has "
                                  "%(count)d images).") % {"count": _gallery_size()}, status=404)
@@ -107,7 +108,7 @@ def search_similar(request: HttpRequest, image_id: int) -> HttpResponse:
 def image_detail(request: HttpRequest, image_id: int) -> HttpResponse:
     """An image on its own page; opened from a results page (`?impression=`), with its verdict buttons and a
     way back to those results."""
-    image = get_object_or_404(Image, pk=image_id)
+    image = privacy.visible_or_404(request, image_id)
     context: dict = {"image": image}
     impression = _own_impression(request, request.GET.get("impression"), image_id)
     if impression is not None:
