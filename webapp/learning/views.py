@@ -25,11 +25,11 @@ def _context() -> dict:
     return {
         "form": RetrainForm(),
         "counts": {
-            "gallery images": Image.objects.filter(role=Image.Role.GALLERY).count(),
-            "queries": Impression.objects.filter(offset=0).count(),
-            "clicks": Judgement.objects.filter(kind=Judgement.Kind.CLICK).count(),
-            "explicit verdicts": Judgement.objects.exclude(kind=Judgement.Kind.CLICK).count(),
-            "triplets": Triplet.objects.count(),
+            _("gallery images"): Image.objects.filter(role=Image.Role.GALLERY).count(),
+            _("queries"): Impression.objects.filter(offset=0).count(),
+            _("clicks"): Judgement.objects.filter(kind=Judgement.Kind.CLICK).count(),
+            _("explicit verdicts"): Judgement.objects.exclude(kind=Judgement.Kind.CLICK).count(),
+            _("triplets"): Triplet.objects.count(),
         },
         "current": claims.holder(),
         "broker_problem": broker.problem(),
