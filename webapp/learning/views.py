@@ -15,7 +15,7 @@ from webapp.learning import broker, claims, plots, tasks
 from webapp.learning.evaluation import gallery_state
 from webapp.learning.models import TrainingRun
 from webapp.learning.parameters import InvalidParameters, RetrainForm, RunParameters
-from webapp.learning.promotion import rollback
+from webapp.learning.promotion import VersionUnavailable, rollback
 from webapp.learning.runs import cancel, start_run
 
 KS = (1, 2, 4, 8, 16, 32)
@@ -124,7 +124,11 @@ def cancel_run(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_POST
 def rollback_version(request: HttpRequest, version_id: int) -> HttpResponse:
     version = get_object_or_404(ModelVersion, pk=version_id)
-    rollback(version)
+    try:
+        rollback(version)
+    except VersionUnavailable as exc:
+        return render(request, "learning/_versions.html",
+                      {**_context(), "notice": f"Version {version.pk} cannot be served. {exc}"}, status=409)
     return render(request, "learning/_versions.html", {**_context(), "notice": f"Version {version.pk} is active."})
 
 
