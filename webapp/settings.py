@@ -318,7 +318,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("REFIND_LOG_LEVEL", "INFO")},
-    "loggers": {"PML": {"level": "WARNING"}},  # pytorch-metric-learning's per-call chatter
+    "loggers": {"PML": {"level": "WARNING"},  # pytorch-metric-learning's per-call chatter
+                "axes": {"level": "WARNING"}},  # lockouts are warnings; every successful login is not news
 }
 
 if PRODUCTION:

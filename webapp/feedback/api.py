@@ -20,6 +20,7 @@ from webapp.feedback.models import Judgement, Triplet
 from webapp.feedback.triplets import FeedbackRejected, record_judgement
 from webapp.gallery import privacy
 from webapp.gallery.models import Image
+from webapp.params import MAX_ID, whole_number
 from webapp.throttling import ClientThrottle
 
 ERROR = inline_serializer("FeedbackError", {"detail": serializers.CharField()})
@@ -116,23 +117,28 @@ TRIPLET_FILTERS = [
 def filter_triplets(params) -> tuple[object, str | None]:
     """Triplets filtered by query parameters, or an error message."""
     triplets = Triplet.objects.order_by("id")
-    try:
-        if source := params.get("source"):
-            if source not in Triplet.Source.values:
-                return None, f"source must be one of {', '.join(Triplet.Source.values)}."
-            triplets = triplets.filter(source=source)
-        if anchor := params.get("anchor"):
-            triplets = triplets.filter(anchor_id=int(anchor))
-        if image := params.get("image"):
-            image = int(image)
-            triplets = triplets.filter(anchor_id=image) | triplets.filter(positive_id=image) | triplets.filter(
-                negative_id=image)
-        if after := params.get("after"):
-            triplets = triplets.filter(id__gt=int(after))
-    except ValueError:
-        return None, "anchor, image and after must be whole numbers."
+    if source := params.get("source"):
+        if source not in Triplet.Source.values:
+            return None, f"source must be one of {', '.join(Triplet.Source.values)}."
+        triplets = triplets.filter(source=source)
+    numbers = {}
+    for name in ("anchor", "image", "after"):
+        if value := params.get(name):
+            numbers[name] = whole_number(value)
+            if numbers[name] is None:
+                return None, f"anchor, image and after must be whole numbers from 0 to {MAX_ID}."
+    if "anchor" in numbers:
+        triplets = triplets.filter(anchor_id=numbers["anchor"])
+    if (image := numbers.get("image")) is not None:
+        triplets = triplets.filter(anchor_id=image) | triplets.filter(positive_id=image) | triplets.filter(
+            negative_id=image)
+    if "after" in numbers:
+        triplets = triplets.filter(id__gt=numbers["after"])
     if since := params.get("since"):
-        moment = parse_datetime(since)
+        try:
+            moment = parse_datetime(since)
+        except ValueError:  # well formed but impossible, e.g. 2026-02-30T25:61
+            moment = None
         if moment is None:
             return None, "since must be an ISO date-time, e.g. 2026-01-31T12:00:00Z."
         triplets = triplets.filter(created_at__gte=moment)

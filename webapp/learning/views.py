@@ -17,6 +17,7 @@ from webapp.learning.models import TrainingRun
 from webapp.learning.parameters import InvalidParameters, RetrainForm, RunParameters
 from webapp.learning.promotion import VersionUnavailable, rollback
 from webapp.learning.runs import cancel, start_run
+from webapp.params import whole_number
 
 KS = (1, 2, 4, 8, 16, 32)
 
@@ -89,8 +90,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 @require_GET
 def progress(request: HttpRequest) -> HttpResponse:
-    run_id = request.GET.get("run")
-    run = TrainingRun.objects.filter(pk=run_id).first() if run_id and run_id.isdigit() else claims.holder()
+    run_id = whole_number(request.GET.get("run"), minimum=1)
+    run = TrainingRun.objects.filter(pk=run_id).first() if run_id is not None else claims.holder()
     busy = _("A training run is in progress; start another when it has finished.") if request.GET.get("refused") else ""
     return render(request, "learning/_progress.html", {"run": run, "busy": busy})
 
