@@ -14,6 +14,8 @@ from django.template.loader import render_to_string
 from django.views.defaults import bad_request as django_bad_request
 from django.views.defaults import server_error as django_server_error
 
+from webapp.gallery.upload_limit import request_limit
+
 logger = logging.getLogger(__name__)
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 UNAVAILABLE = "The database is unavailable at the moment; please try again in a few seconds."
@@ -59,7 +61,8 @@ class DatabaseUnavailableMiddleware:
 
 class RequestSizeLimitMiddleware:
     """Refuse a body larger than DATA_UPLOAD_MAX_MEMORY_SIZE (the upload limit plus form fields) from its
-    Content-Length with 413, before any of it is read or spooled to disk."""
+    Content-Length with 413, before any of it is read or spooled to disk (staff uploads to the gallery
+    may be up to REFIND_MAX_IMPORT_REQUEST_BYTES: webapp/gallery/upload_limit.py)."""
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
@@ -69,7 +72,7 @@ class RequestSizeLimitMiddleware:
             size = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             size = 0
-        if size > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        if size > settings.DATA_UPLOAD_MAX_MEMORY_SIZE and size > request_limit(request):  # staff gallery uploads
             return too_large(request, size)
         return self.get_response(request)
 

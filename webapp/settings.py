@@ -144,6 +144,9 @@ MIN_IMAGE_SIDE = env_int("REFIND_MIN_IMAGE_SIDE", 32, minimum=1)
 MAX_IMAGE_PIXELS = env_int("REFIND_MAX_IMAGE_PIXELS", 50_000_000, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
+# Staff gallery uploads (many files or an archive in one request; webapp/gallery/upload_limit.py)
+MAX_IMPORT_REQUEST_BYTES = env_int("REFIND_MAX_IMPORT_REQUEST_BYTES", 1024**3, minimum=1024)
+DATA_UPLOAD_MAX_NUMBER_FILES = 1000
 
 # Retrieval
 BACKBONE = env_str("REFIND_BACKBONE", "efficientnet_lite0")
@@ -153,6 +156,7 @@ try:
 except IndexFactoryError as exc:
     raise ImproperlyConfigured(f"REFIND_INDEX_FACTORY: {exc}") from exc
 HNSW_EF_SEARCH = env_int("REFIND_HNSW_EF_SEARCH", 128, minimum=1, maximum=100_000)
+IVF_NPROBE = env_int("REFIND_IVF_NPROBE", 16, minimum=1, maximum=1_000_000)
 SEARCH_THREADS = env_int("REFIND_SEARCH_THREADS", 1, minimum=1, maximum=256)
 EXTRACT_BATCH_SIZE = env_int("REFIND_EXTRACT_BATCH_SIZE", 16, minimum=1, maximum=512)
 EXTRACT_PARALLEL = env_int("REFIND_EXTRACT_PARALLEL", os.cpu_count() or 1, minimum=1, maximum=256)
@@ -210,6 +214,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Gallery lifecycle (docs/gallery.md)
+IMPORT_CHUNK_SIZE = env_int("REFIND_IMPORT_CHUNK_SIZE", 256, minimum=1, maximum=100_000)
+IMPORT_STALE_SECONDS = env_int("REFIND_IMPORT_STALE_SECONDS", 300, minimum=5)
+WATCHED_FOLDERS = env_list("REFIND_WATCHED_FOLDERS", [])
+WATCH_WITHDRAW_MISSING = env_bool("REFIND_WATCH_WITHDRAW_MISSING", False)
+KEEP_ROLLBACK_VERSIONS = env_int("REFIND_KEEP_ROLLBACK_VERSIONS", 10, minimum=1)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "learning-housekeeping": {
@@ -219,6 +229,14 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-index": {
         "task": "webapp.gallery.tasks.refresh_index",
         "schedule": env_float("REFIND_REFRESH_INDEX_SECONDS", 300.0, minimum=10.0),
+    },
+    "import-housekeeping": {  # re-sends chunks whose worker died, scans watched folders
+        "task": "webapp.gallery.tasks.import_housekeeping",
+        "schedule": env_float("REFIND_WATCH_SECONDS", 60.0, minimum=5.0),
+    },
+    "prune-artifacts": {
+        "task": "webapp.gallery.tasks.prune_artifacts",
+        "schedule": env_float("REFIND_PRUNE_SECONDS", 3600.0, minimum=60.0),
     },
 }
 

@@ -8,7 +8,8 @@ import pytest
 
 from webapp.gallery import pipeline
 from webapp.gallery.demo import generate_demo_gallery
-from webapp.gallery.importer import ImportReport, import_tree
+from webapp.gallery.importer import ImportReport
+from webapp.gallery.jobs import import_tree
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -11,7 +11,7 @@ from django.core.management import call_command
 
 from tests.imagefactory import bomb_png, image_bytes, truncated_jpeg
 from webapp.gallery import pipeline
-from webapp.gallery.importer import import_tree
+from webapp.gallery.jobs import import_tree
 from webapp.gallery.models import Image, IndexVersion
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,7 @@ from webapp.gallery.models import ModelVersion
 from webapp.learning import claims
 from webapp.learning.forms import RetrainForm
 from webapp.learning.models import TrainingRun
-from webapp.learning.promotion import rollback
+from webapp.learning.promotion import RollbackRefused, rollback
 from webapp.learning.runs import start_run
 
 ERROR = inline_serializer("LearningError", {"detail": serializers.CharField()})
@@ -75,7 +75,10 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
     def rollback(self, request: Request, pk: str | None = None) -> Response:
         """Serve this version again (re-activates its index)."""
         version = self.get_object()
-        rollback(version)
+        try:
+            rollback(version)
+        except RollbackRefused as exc:
+            return Response({"detail": str(exc)}, status=400)
         version.refresh_from_db()
         return Response(ModelVersionSerializer(version).data)
 

@@ -68,8 +68,14 @@ def promote_or_reject(candidate: ModelVersion) -> bool:
     return promoted
 
 
+class RollbackRefused(ValueError):
+    """The version's artifacts were deleted by retention (webapp/gallery/retention.py)."""
+
+
 def rollback(version: ModelVersion) -> IndexVersion:
     """Serve `version` again: re-activate its newest index if it covers today's gallery, else rebuild."""
+    if version.pruned_at is not None:
+        raise RollbackRefused(f"Version {version.pk} was pruned (its artifacts are deleted); it cannot be served.")
     latest = version.indexes.order_by("-id").first()
     indexable = len(indexing.indexable_ids(version.backbone))
     if latest is not None and latest.ntotal == indexable and artifacts.exists(latest.path):

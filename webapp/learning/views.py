@@ -12,7 +12,7 @@ from webapp.gallery.models import Image, IndexVersion, ModelVersion
 from webapp.learning import broker, claims, plots
 from webapp.learning.forms import RetrainForm
 from webapp.learning.models import TrainingRun
-from webapp.learning.promotion import rollback
+from webapp.learning.promotion import RollbackRefused, rollback
 from webapp.learning.runs import start_run
 
 KS = (1, 2, 4, 8, 16, 32)
@@ -84,7 +84,10 @@ def retrain(request: HttpRequest) -> HttpResponse:
 @require_POST
 def rollback_version(request: HttpRequest, version_id: int) -> HttpResponse:
     version = get_object_or_404(ModelVersion, pk=version_id)
-    rollback(version)
+    try:
+        rollback(version)
+    except RollbackRefused as exc:
+        return render(request, "learning/_versions.html", {**_context(), "notice": str(exc)})
     return render(request, "learning/_versions.html", {**_context(), "notice": f"Version {version.pk} is active."})
 
 

@@ -17,6 +17,7 @@ from webapp import artifacts
 from webapp.gallery import pipeline
 from webapp.gallery.features import ensure_features
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
+from webapp.gallery.removal import RemovedFilter
 from webapp.gallery.storing import store_image
 
 logger = logging.getLogger(__name__)
@@ -68,12 +69,13 @@ def _report_unloadable(version: int, exc: Exception) -> None:
 def new_holder() -> IndexHolder:
     """What a process serves from: the active index, fetched from the artifact storage into this host's cache."""
     return IndexHolder(
-        _ActiveIndex(), prepare=lambda index: apply_search_params(index, settings.HNSW_EF_SEARCH),
+        _ActiveIndex(), prepare=lambda index: apply_search_params(index, settings.HNSW_EF_SEARCH, settings.IVF_NPROBE),
         on_error=_report_unloadable, load=lambda name: load_index(artifacts.fetch(name)),
     )
 
 
 _holder = new_holder()
+_removed = RemovedFilter()  # images removed since the served index was built (webapp/gallery/removal.py)
 _threads_set = False
 
 
@@ -117,7 +119,7 @@ def search_similar(query: Image, k: int = settings.SEARCH_DEFAULT_K, offset: int
     query_id = np.array([query.pk])
     vector = pipeline.embed(version, ensure_features(query_id, version.backbone).get(query_id))
     wanted = offset + k + 1  # one more: the query may be in the gallery
-    scores, ids = search(loaded.index, vector, wanted + 1)
+    scores, ids = search(loaded.index, vector, wanted + 1, params=_removed.params(loaded.index, index_version))
     ranked = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0 and i != query.pk]
     page = ranked[offset : offset + k]
     images = Image.objects.in_bulk([i for i, _ in page])
