@@ -79,7 +79,11 @@ def search(
     `params`: e.g. `retrieval.index_tuning.excluding(index, ids)` to leave removed ids out."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     k = max(1, min(k, index.ntotal)) if index.ntotal else 1
-    return index.search(queries, k, params=params) if params is not None else index.search(queries, k)
+    if params is None:
+        return index.search(queries, k)
+    # faiss.contrib.torch_utils (imported by pytorch-metric-learning) replaces `search` with a version
+    # without `params`; it keeps FAISS's own as `search_numpy`
+    return getattr(index, "search_numpy", index.search)(queries, k, params=params)
 
 
 @dataclass(frozen=True)

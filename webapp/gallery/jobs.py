@@ -235,6 +235,7 @@ def work_on(job: ImportJob, progress: Callable[[dict], None] | None = None, poll
 
 def job_progress(job: ImportJob) -> dict:
     """Live counts, speed and time left (what the dashboard and GET /api/v1/imports/<id>/ show)."""
+    job.refresh_from_db()
     sums = job.chunks.aggregate(processed=Sum("processed"), imported=Sum("imported"),
                                 duplicates=Sum("duplicates"), failed=Sum("failed"))
     processed = sums["processed"] or 0

@@ -111,3 +111,4 @@ class RemovedFilter:
             self._params = excluding(index, removed_since(version.gallery_as_of))
             self._key, self._checked_at = key, now
         return self._params
+

@@ -20,6 +20,7 @@ from webapp.gallery import pipeline
 from webapp.gallery.features import ensure_features
 from webapp.gallery.indexing import gallery_vectors
 from webapp.gallery.models import Image, ModelVersion
+from webapp.gallery.state import gallery_state
 
 MIN_LABELLED_QUERIES = 2
 
@@ -63,6 +64,7 @@ def feedback_report(version: ModelVersion) -> dict | None:
     clicks = [
         (query_id, image_id)
         for impression_id, query_id, image_id in Judgement.objects.exclude(kind=Judgement.Kind.DISSIMILAR)
+        .exclude(image__role=Image.Role.REMOVED).exclude(impression__query__role=Image.Role.REMOVED)
         .values_list("impression_id", "impression__query_id", "image_id")
         if impression_id % every == 0
     ]
@@ -87,7 +89,7 @@ def evaluate_version(version: ModelVersion) -> dict:
     """Compute and store the version's report."""
     report = {**{k: v for k, v in (version.metrics or {}).items() if k == "guard"},
               "labelled": labelled_report(version), "feedback": feedback_report(version),
-              "evaluated_at": timezone.now().isoformat()}
+              "gallery": gallery_state(), "evaluated_at": timezone.now().isoformat()}
     ModelVersion.objects.filter(pk=version.pk).update(metrics=report)
     version.metrics = report
     return report
