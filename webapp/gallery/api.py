@@ -32,7 +32,10 @@ class UploadSerializer(serializers.Serializer):
                                   help_text="Images (JPEG, PNG, WebP, GIF, BMP, TIFF) or zip / tar archives of them.")
     label = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
     labels_from_dirs = serializers.BooleanField(required=False, default=False,
-                                                help_text="Label archive members with their folder path.")
+                                                help_text="Label each image with its folder path (archive members, "
+                                                          "or files given with `paths`).")
+    paths = serializers.ListField(child=serializers.CharField(max_length=1000), required=False, default=list,
+                                  max_length=1000, help_text="Relative path of each file (a folder upload), in order.")
 
     def validate_files(self, files):
         limit = settings.MAX_IMPORT_REQUEST_BYTES
@@ -44,6 +47,11 @@ class UploadSerializer(serializers.Serializer):
             if upload.size > limit:
                 raise serializers.ValidationError(f"{upload.name} is larger than {limit} bytes.")
         return files
+
+    def validate(self, data):
+        if data["paths"] and len(data["paths"]) != len(data["files"]):
+            raise serializers.ValidationError({"paths": "give one path per file, or none"})
+        return data
 
 
 class ImageUpdateSerializer(serializers.ModelSerializer):
@@ -112,7 +120,7 @@ class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Upda
         try:
             job = uploads.start_upload_import(form.validated_data["files"], label=form.validated_data["label"],
                                               labels_from_dirs=form.validated_data["labels_from_dirs"],
-                                              user=request.user)
+                                              paths=form.validated_data["paths"], user=request.user)
         except uploads.UploadRejected as exc:
             raise serializers.ValidationError({"files": str(exc)}) from exc
         return Response(jobs.job_progress(job), status=status.HTTP_202_ACCEPTED)

@@ -37,13 +37,15 @@ def is_archive(name: str) -> bool:
     return lower.endswith(".zip") or lower.endswith(TAR_SUFFIXES)
 
 
-def start_upload_import(files: Iterable, *, label: str = "", labels_from_dirs: bool = False, user=None) -> ImportJob:
-    """Stage uploaded files (Django UploadedFile objects) and send an import job for them."""
+def start_upload_import(files: Iterable, *, label: str = "", labels_from_dirs: bool = False,
+                        paths: list[str] = (), user=None) -> ImportJob:
+    """Stage uploaded files (Django UploadedFile objects; `paths`: their relative paths in an uploaded folder)
+    and send an import job for them."""
     prefix = f"imports/{secrets.token_hex(8)}"
     entries: list[list[str]] = []
     rejected: list[tuple[str, str]] = []
     try:
-        _stage(files, prefix, label, labels_from_dirs, entries, rejected)
+        _stage(files, list(paths), prefix, label, labels_from_dirs, entries, rejected)
     except UploadRejected:
         for staged, _, _ in entries:
             default_storage.delete(staged)
@@ -54,13 +56,14 @@ def start_upload_import(files: Iterable, *, label: str = "", labels_from_dirs: b
     return job
 
 
-def _stage(files: Iterable, prefix: str, label: str, labels_from_dirs: bool, entries: list[list[str]],
-           rejected: list[tuple[str, str]]) -> None:
-    for upload in files:
+def _stage(files: Iterable, paths: list[str], prefix: str, label: str, labels_from_dirs: bool,
+           entries: list[list[str]], rejected: list[tuple[str, str]]) -> None:
+    for number, upload in enumerate(files):
         if is_archive(upload.name):
             members = _archive_members(upload)
         else:
-            members = iter([(upload.name, upload.size, lambda upload=upload: upload)])
+            name = paths[number] if number < len(paths) else upload.name
+            members = iter([(name, upload.size, lambda upload=upload: upload)])
         for name, size, open_member in members:
             if size is None:
                 rejected.append((name, "not a regular file"))
