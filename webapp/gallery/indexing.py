@@ -24,9 +24,12 @@ EMBED_CHUNK = 8192
 
 def indexable_ids(backbone: str) -> np.ndarray:
     """Ids of gallery images with features (what an index holds); features stored by other hosts are
-    extracted on this one first (webapp/gallery/features.py)."""
+    extracted on this one first (webapp/gallery/features.py). Held-out images of an evaluation split are
+    never indexed: they are the evaluation queries, searched as uploads are, so they can never be shown,
+    clicked or learned from (docs/learning.md)."""
     gallery = np.fromiter(
-        Image.objects.filter(role=Image.Role.GALLERY).values_list("id", flat=True), dtype=np.int64
+        Image.objects.filter(role=Image.Role.GALLERY).exclude(split=Image.Split.HELDOUT)
+        .values_list("id", flat=True), dtype=np.int64
     )
     return gallery[ensure_features(gallery, backbone).contains(gallery)] if len(gallery) else gallery
 
@@ -49,11 +52,13 @@ def build_and_activate(
 ) -> IndexVersion:
     """Index the gallery under `version` (default: the active model) and make it the served index.
 
+    Without `version`, a model whose features are outdated (REFIND_BACKBONE or REFIND_POOLING changed) is
+    replaced by the pretrained model over the configured features, extracted here from the stored originals.
     `gallery` = gallery_vectors(version) when the caller has it already."""
     started = time.perf_counter()
     as_of = timezone.now()  # images removed after this are filtered at search time until the next build
     erase_removed_features()  # removals made on other hosts: this host's feature cache forgets them too
-    version = version or pipeline.active_model_version()
+    version = version or pipeline.serving_model_version()
     factory = factory or settings.INDEX_FACTORY
     ids, vectors = gallery if gallery is not None else gallery_vectors(version)
     index = apply_search_params(build_index(vectors, ids, factory), settings.HNSW_EF_SEARCH, settings.IVF_NPROBE)
@@ -71,8 +76,11 @@ def build_and_activate(
 
 
 def index_is_stale() -> bool:
-    """True when gallery images with features are missing from the active index (or none is active)."""
+    """True when gallery images with features are missing from the active index (or none is active), or when
+    the active index was built from other features than configured (a changed network or pooling)."""
     active = IndexVersion.objects.filter(is_active=True).first()
     if active is None:
         return Image.objects.filter(role=Image.Role.GALLERY).exists()
+    if pipeline.features_outdated(active.model_version):
+        return True
     return len(indexable_ids(active.model_version.backbone)) != active.ntotal

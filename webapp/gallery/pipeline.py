@@ -88,14 +88,32 @@ def embed(version: ModelVersion, features: np.ndarray) -> np.ndarray:
 def active_model_version() -> ModelVersion:
     """The active model; on a new installation, an identity head over the configured backbone."""
     version = ModelVersion.objects.filter(is_active=True).first()
-    if version is not None:
-        return version
+    return version if version is not None else configured_model_version()
+
+
+def configured_model_version() -> ModelVersion:
+    """The pretrained model (identity head) over the configured features (``REFIND_BACKBONE`` + ``REFIND_POOLING``)."""
     with _lock:
         version, _ = ModelVersion.objects.get_or_create(
             backbone=settings.BACKBONE, head_kind="identity", parent=None,
             defaults={"config": {"note": "pretrained backbone features"}},
         )
     return version
+
+
+def features_outdated(version: ModelVersion) -> bool:
+    """True when `version` runs on other features than configured: another network or pooling.
+
+    A backbone a run fine-tuned from the configured one (``<configured>@<weights>``) is not outdated.
+    """
+    return base_backbone_name(version.backbone) != settings.BACKBONE
+
+
+def serving_model_version() -> ModelVersion:
+    """What the served index should use: the active model, unless its features are outdated (the pooling or
+    the network setting changed), then the pretrained model over the configured features."""
+    active = active_model_version()
+    return configured_model_version() if features_outdated(active) else active
 
 
 def reset_data_caches() -> None:
