@@ -22,16 +22,22 @@ class Command(BaseCommand):
             help="Label each image with its folder path relative to PATH (e.g. species/001.jpg -> species).",
         )
         parser.add_argument("--no-index", action="store_true", help="Store and embed only; index later.")
-        parser.add_argument("--no-workers", action="store_true",
-                            help="Do not send chunks to Celery workers; import in this process only.")
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument("--no-workers", action="store_true",
+                           help="Do not send chunks to Celery workers; import in this process only.")
+        group.add_argument("--detach", action="store_true",
+                           help="Only create the job and send its chunks to the workers; print its id and return.")
 
-    def handle(self, *args, path: Path, labels_from_dirs: bool, no_index: bool, no_workers: bool,
+    def handle(self, *args, path: Path, labels_from_dirs: bool, no_index: bool, no_workers: bool, detach: bool,
                **options) -> None:
         if not path.is_dir():
             raise CommandError(f"{path} is not a folder.")
         job = jobs.start_folder_import(path, labels_from_dirs=labels_from_dirs, build_index=not no_index,
                                        send=not no_workers)
         self.stdout.write(f"Import job {job.pk}: {job.total} files in {job.chunks.count()} chunks.")
+        if detach:
+            self.stdout.write(f"Sent to the workers; progress: GET /api/v1/imports/{job.pk}/ or the gallery page.")
+            return
         with tqdm(total=job.total, unit="img", desc="Importing", disable=options["verbosity"] == 0) as bar:
 
             def show(state: dict) -> None:
