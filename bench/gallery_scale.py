@@ -73,7 +73,8 @@ def insert_rows(env: dict[str, str], n: int) -> float:
         with cur.copy("COPY gallery_image (id, sha256, role, file, thumbnail, label, split, original_name, source, "
                       "format, width, height, created_at, updated_at) FROM STDIN") as copy:
             for i in range(1, n + 1):
-                copy.write_row((i, f"{i:064x}", "gallery", "", "", f"c{i % 1000}", "", f"synthetic-{i}", "",
+                copy.write_row((i, f"{i:064x}", "gallery", f"originals/synthetic/{i}.jpg",
+                                f"thumbnails/synthetic/{i}.jpg", f"c{i % 1000}", "", f"synthetic-{i}", "",
                                 "JPEG", 224, 224, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"))
         cur.execute("SELECT setval(pg_get_serial_sequence('gallery_image', 'id'), %s)", (n,))
     return time.perf_counter() - started
