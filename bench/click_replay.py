@@ -29,6 +29,7 @@ from bench.learning import DEFAULT_CACHE, DEFAULT_DATASET, load_features
 from training.click_graph import components, every_click_triplets
 from training.evaluation import evaluate, evaluate_against
 from training.oahu import OAHU
+from training.paired_test import compare
 from training.trainer import fine_tune
 
 HELDOUT_EVERY = 5  # as REFIND_HELDOUT_IMPRESSION_EVERY
@@ -159,17 +160,27 @@ def main(argv: list[str] | None = None) -> None:
         gallery = np.flatnonzero(seen)
         test = np.flatnonzero(~seen)
 
+        def hits(embed) -> np.ndarray:
+            x = embed(features[test])
+            similarity = x @ x.T
+            np.fill_diagonal(similarity, -np.inf)
+            return labels[test][similarity.argmax(axis=1)] == labels[test]
+
         def score(embed) -> float:
             return 100 * evaluate(embed(features[test]), labels[test], ks=(1,), include_nmi=False)["recall@1"]
     else:
         feedback = split_half(labels)
         gallery, heldout = np.flatnonzero(feedback), np.flatnonzero(~feedback)
 
+        def hits(embed) -> np.ndarray:
+            nearest = (embed(features[heldout]) @ embed(features[gallery]).T).argmax(axis=1)
+            return labels[gallery][nearest] == labels[heldout]
+
         def score(embed) -> float:
             return 100 * evaluate_against(embed(features[heldout]), labels[heldout], embed(features[gallery]),
                                           labels[gallery], ks=(1,), include_nmi=False)["recall@1"]
     basis = features[np.sort(np.random.default_rng(0).choice(gallery, min(4096, len(gallery)), replace=False))]
-    zero = score(unit)
+    zero, zero_hits = score(unit), hits(unit)
     print(f"zero-click R@1 {zero:.2f} ({'unseen' if args.unseen else 'held-out vs feedback half'})", flush=True)
     stream = simulate(features, labels, gallery, max(budgets), args.clicks_per_query, args.noise, args.seed)
     results: dict[str, dict[int, float]] = {}
@@ -177,10 +188,12 @@ def main(argv: list[str] | None = None) -> None:
         for budget in budgets:
             pairs, negatives, skip = upto(stream, budget)
             started = time.perf_counter()
-            r1 = score(learn(name, features, gallery, pairs, negatives, skip, basis, params))
+            embed = learn(name, features, gallery, pairs, negatives, skip, basis, params)
+            r1, paired = score(embed), compare(hits(embed), zero_hits)
             results.setdefault(name, {})[budget] = round(r1, 2)
             print(f"{name:<18} {budget:>6} clicks ({len(pairs)} trained pairs, {len(skip)} skip-above triplets): "
-                  f"R@1 {r1:.2f} ({r1 - zero:+.2f}) [{time.perf_counter() - started:.0f} s]", flush=True)
+                  f"R@1 {r1:.2f} ({r1 - zero:+.2f}; paired 95% interval {paired.low:+.2f} to {paired.high:+.2f}, "
+                  f"{paired.better} better / {paired.worse} worse) [{time.perf_counter() - started:.0f} s]", flush=True)
     print(json.dumps({"zero": round(zero, 2), "noise": args.noise, "unseen": args.unseen, "params": params,
                       "results": results}))
 

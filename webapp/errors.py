@@ -23,7 +23,9 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from retrieval.images import ImageRejected, size_message
 from webapp.learning.claims import TrainingBusy
+from webapp.learning.dispatch import NoConsumer
 from webapp.learning.parameters import InvalidParameters
+from webapp.learning.runs import NotCancellable
 from webapp.search.service import SearchUnavailable
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,8 @@ ANSWERS: dict[type[Exception], int] = {
     ImageRejected: 400,  # not a usable image; nothing was stored
     InvalidParameters: 400,
     TrainingBusy: 409,  # another run holds the claim
+    NoConsumer: 409,  # no worker serves the run's queue (e.g. device=cuda without a GPU worker)
+    NotCancellable: 409,  # the run has finished
     SearchUnavailable: 503,  # no index yet, or it cannot be loaded
 }
 ANSWERED = tuple(ANSWERS)

@@ -16,7 +16,7 @@ from webapp.learning import broker, claims, plots, tasks
 from webapp.learning.models import TrainingRun
 from webapp.learning.parameters import InvalidParameters, RetrainForm, RunParameters
 from webapp.learning.promotion import rollback
-from webapp.learning.runs import start_run
+from webapp.learning.runs import cancel, start_run
 
 KS = (1, 2, 4, 8, 16, 32)
 
@@ -106,6 +106,17 @@ def retrain(request: HttpRequest) -> HttpResponse:
         return render(request, "learning/_progress.html", {"busy": str(exc), "run": claims.holder()},
                       status=status_of(exc))
     run.refresh_from_db()
+    return render(request, "learning/_progress.html", {"run": run})
+
+
+@staff_member_required
+@require_POST
+def cancel_run(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(TrainingRun, pk=run_id)
+    try:
+        run = cancel(run, request.user)
+    except ANSWERED as exc:
+        return render(request, "learning/_progress.html", {"busy": str(exc), "run": run}, status=status_of(exc))
     return render(request, "learning/_progress.html", {"run": run})
 
 
