@@ -11,8 +11,8 @@ from django.views.decorators.http import require_GET, require_POST
 from webapp.errors import ANSWERED, status_of
 from webapp.feedback.models import Impression, Judgement, Triplet
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
+from webapp.gallery.state import gallery_state
 from webapp.learning import broker, claims, plots, tasks
-from webapp.learning.evaluation import gallery_state
 from webapp.learning.models import TrainingRun
 from webapp.learning.parameters import InvalidParameters, RetrainForm, RunParameters
 from webapp.learning.promotion import VersionUnavailable, rollback
@@ -65,10 +65,10 @@ def measured_on(labelled: dict) -> str:
         "queries": labelled["queries"], "gallery": labelled.get("gallery", 0), "protocol": labelled.get("protocol", "")}
 
 
-def stale(version: ModelVersion, current: str) -> bool:
+def stale(version: ModelVersion, current: dict) -> bool:
     """Whether the version was scored on another gallery than today's (its figures are not comparable)."""
     metrics = version.metrics or {}
-    return bool(metrics.get("labelled")) and metrics.get("gallery_state") != current
+    return bool(metrics.get("labelled")) and metrics.get("gallery") != current
 
 
 def evidence_summary(evidence: dict | None) -> str:
