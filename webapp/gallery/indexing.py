@@ -9,7 +9,8 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
-from retrieval.index import build_index, save_index
+from retrieval.augment import augment_with_index
+from retrieval.index import build_index, save_index, search
 from retrieval.index_tuning import apply_search_params
 from webapp import artifacts
 from webapp.gallery.features import ensure_features
@@ -58,6 +59,9 @@ def build_and_activate(
     factory = factory or settings.INDEX_FACTORY
     ids, vectors = gallery if gallery is not None else gallery_vectors(version)
     index = apply_search_params(build_index(vectors, ids, factory), settings.HNSW_EF_SEARCH)
+    if settings.DBA_K > 0 and len(ids) > 1:  # αDBA: each row averaged with its nearest (docs/benchmarks.md §10)
+        vectors = augment_with_index(lambda q, n: search(index, q, n), vectors, ids, settings.DBA_K)
+        index = apply_search_params(build_index(vectors, ids, factory), settings.HNSW_EF_SEARCH)
     # Stored first under a new name (raises ArtifactError, e.g. disk full, with nothing published);
     # only then does a row point to it and become active.
     name = artifacts.publish(artifacts.new_name("indexes", "index", ".faiss"), lambda path: save_index(index, path))
