@@ -11,6 +11,7 @@ from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from webapp.artifacts import local_root
+from webapp.gallery import privacy
 
 
 def media(request: HttpRequest, path: str) -> HttpResponse:
@@ -19,6 +20,8 @@ def media(request: HttpRequest, path: str) -> HttpResponse:
     root = local_root(default_storage)
     if root is None:
         raise Http404("Media is served by the media storage, not by this server.")
+    if not privacy.media_visible(path, request):  # someone else's query image: as if it did not exist
+        raise Http404(privacy.NOT_FOUND)
     return serve(request, path, document_root=root)
 
 

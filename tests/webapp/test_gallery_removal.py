@@ -15,10 +15,11 @@ from rest_framework.test import APIClient
 
 from webapp.feedback import consumer
 from webapp.feedback.models import Triplet
-from webapp.gallery import indexing, pipeline
-from webapp.gallery.models import Image, IndexVersion
+from webapp.gallery import indexing
+from webapp.gallery.models import Image, IndexVersion, ModelVersion
 from webapp.gallery.removal import remove_images
 from webapp.learning import batch
+from webapp.runtime import runtime
 from webapp.search import service
 
 pytestmark = pytest.mark.django_db
@@ -58,7 +59,7 @@ def test_removal_deletes_original_thumbnail_and_features_and_they_cannot_be_fetc
     image = Image.objects.get(original_name="gravel-001.jpg")
     file, thumbnail = image.file.name, image.thumbnail.name
     file_url, thumb_url = image.file.url, image.thumbnail.url
-    store = pipeline.feature_store()
+    store = runtime.feature_store()
     assert store.contains(np.array([image.pk]))[0]
     response = _staff().delete(f"/api/v1/images/{image.pk}/")
     assert response.status_code == 204
@@ -83,7 +84,7 @@ def test_the_same_bytes_imported_again_become_a_new_image(gallery, demo_folder: 
     assert body["imported"] == 1 and body["status"] == "done"
     again = Image.objects.get(original_name="again.jpg")
     assert again.pk != image.pk and again.role == Image.Role.GALLERY
-    assert pipeline.feature_store().contains(np.array([again.pk, image.pk])).tolist() == [True, False]
+    assert runtime.feature_store().contains(np.array([again.pk, image.pk])).tolist() == [True, False]
 
 
 def test_only_staff_remove_and_the_command_removes_by_label(gallery, capsys) -> None:
@@ -108,7 +109,7 @@ def test_both_learners_skip_triplets_with_a_removed_member(gallery, settings) ->
     remove_images([images[3].pk])
     online = consumer.read_batch(0)
     assert online.ids.tolist() == [kept.pk] and consumer.pending(0) == 1
-    ids, labels, rows = batch.training_images(pipeline.active_model_version().backbone, "triplets", kept.pk + 10)
+    ids, labels, rows = batch.training_images(ModelVersion.active().backbone, "triplets", kept.pk + 10)
     assert labels is None and len(rows) == 1
     assert ids[rows[0]].tolist() == [images[0].pk, images[1].pk, images[2].pk]
     assert Triplet.objects.count() == 3  # append-only: nothing was deleted
@@ -123,7 +124,7 @@ def test_the_online_learner_learns_only_the_usable_triplets(gallery, settings, e
     _triplets_over(images)
     remove_images([images[3].pk])
     assert online_update(lambda fraction, message: None) is not None
-    learner = load_learner(consumer.open_cursor(CURSOR), pipeline.active_model_version().backbone)
+    learner = load_learner(consumer.open_cursor(CURSOR), ModelVersion.active().backbone)
     assert learner.triplets_seen == 1
 
 
@@ -140,7 +141,7 @@ def test_a_user_deletes_their_own_query_image_and_nobody_else_can(gallery) -> No
     assert owner.delete(f"/api/v1/queries/{query.pk}/").status_code == 204
     query.refresh_from_db()
     assert query.role == Image.Role.REMOVED and not default_storage.exists(name)
-    assert not pipeline.feature_store().contains(np.array([query.pk]))[0]
+    assert not runtime.feature_store().contains(np.array([query.pk]))[0]
 
 
 def _file(name: str, data: bytes):

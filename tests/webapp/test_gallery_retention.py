@@ -14,7 +14,7 @@ from webapp.gallery import indexing
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
 from webapp.gallery.retention import prune
 from webapp.learning.online import CURSOR, online_update
-from webapp.learning.promotion import RollbackRefused, rollback
+from webapp.learning.promotion import VersionUnavailable, rollback
 from webapp.search import service
 
 pytestmark = pytest.mark.django_db
@@ -72,7 +72,7 @@ def test_storage_is_flat_after_pruning_200_online_updates_and_kept_versions_roll
         assert rollback(version).model_version_id == version.pk
         assert service.search_similar(query, k=5).model_version.pk == version.pk
     pruned = ModelVersion.objects.filter(pruned_at__isnull=False).first()
-    with pytest.raises(RollbackRefused):
+    with pytest.raises(VersionUnavailable):
         rollback(pruned)
     assert not IndexVersion.objects.filter(model_version=pruned).exists()
     _online_update(triplets)  # the learner goes on from its kept state

@@ -19,9 +19,9 @@ from django.conf import settings
 from PIL import Image as PILImage
 
 from retrieval.images import DecodedImage, ImageRejected, decode_image
-from webapp.gallery import pipeline
-from webapp.gallery.models import Image
+from webapp.gallery.models import Image, ModelVersion
 from webapp.gallery.storing import store_image
+from webapp.runtime import runtime
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
@@ -89,8 +89,8 @@ def import_items(
     items: list[ImportItem], report: ImportReport, progress: Callable[[int], None] | None = None
 ) -> None:
     """Import `items` into the gallery, counting into `report`; `progress(n)` after each batch of n files."""
-    backbone = pipeline.active_model_version().backbone  # features for the model that will index them
-    store = pipeline.feature_store(backbone)
+    backbone = ModelVersion.active().backbone  # features for the model that will index them
+    store = runtime.feature_store(backbone)
     report.found += len(items)
     for item in items:  # hash first: files already imported are never decoded
         try:
@@ -123,7 +123,7 @@ def import_items(
     step = 4 * settings.EXTRACT_BATCH_SIZE
     for start in range(0, len(items), step):
         batch = items[start : start + step]
-        for embedded, features in pipeline.extractor(backbone).stream(batch, load):
+        for embedded, features in runtime.extractor(backbone).stream(batch, load):
             _store_batch(embedded, features, store, report)
         for item in batch:
             if item.skipped:

@@ -6,6 +6,13 @@ from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
 
+TUNED = "@"  # "<base backbone>@<weights artifact>": a backbone fine-tuned by a batch run
+
+
+def base_backbone_name(name: str) -> str:
+    """The pretrained backbone a (possibly tuned) backbone name starts from."""
+    return name.partition(TUNED)[0]
+
 
 class Image(models.Model):
     """An image Refind has stored: a gallery item, or a query someone uploaded."""
@@ -44,6 +51,27 @@ class Image(models.Model):
         return f"{self.role} image {self.pk} ({self.original_name or self.sha256[:12]})"
 
 
+class QueryOwner(models.Model):
+    """Who uploaded a query image: a user, or an anonymous session. Only they (and staff) may see it
+    (webapp/gallery/privacy.py); the name is the file name *they* gave it."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="owners")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
+    session_key = models.CharField(max_length=40, blank=True, db_index=True)
+    original_name = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "user"], condition=Q(user__isnull=False), name="one_owner_user"),
+            models.UniqueConstraint(fields=["image", "session_key"], condition=Q(user__isnull=True),
+                                    name="one_owner_session"),
+        ]
+
+    def __str__(self) -> str:
+        return f"query {self.image_id} of {self.user_id or 'session ' + self.session_key[:8]}"
+
+
 class ModelVersion(models.Model):
     """A metric: the backbone whose cached features it reads plus the head applied to them."""
 
@@ -75,6 +103,36 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"v{self.pk} {self.backbone}/{self.head_kind}"
+
+    @classmethod
+    def active(cls) -> ModelVersion:
+        """The active model; on a new installation, the configured one."""
+        version = cls.objects.filter(is_active=True).first()
+        return version if version is not None else cls.configured()
+
+    @classmethod
+    def configured(cls) -> ModelVersion:
+        """The pretrained model (identity head) over the configured features (``REFIND_BACKBONE`` +
+        ``REFIND_POOLING``)."""
+        version, _ = cls.objects.get_or_create(
+            backbone=settings.BACKBONE, head_kind="identity", parent=None,
+            defaults={"config": {"note": "pretrained backbone features"}},
+        )
+        return version
+
+    @classmethod
+    def serving(cls) -> ModelVersion:
+        """What the served index should use: the active model, unless its features are outdated (the pooling
+        or the network setting changed), then the pretrained model over the configured features."""
+        active = cls.active()
+        return cls.configured() if active.features_outdated() else active
+
+    def features_outdated(self) -> bool:
+        """True when this version runs on other features than configured: another network or pooling.
+
+        A backbone a run fine-tuned from the configured one (``<configured>@<weights>``) is not outdated.
+        """
+        return base_backbone_name(self.backbone) != settings.BACKBONE
 
 
 class IndexVersion(models.Model):

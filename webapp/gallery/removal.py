@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from retrieval.feature_store import FeatureStore
+from retrieval.index import LoadedIndex
 from retrieval.index_tuning import excluding
 from webapp.gallery.models import Image, IndexVersion
 
@@ -94,8 +96,16 @@ def removed_since(moment: datetime | None) -> np.ndarray:
     return np.fromiter(removed.values_list("id", flat=True), dtype=np.int64)
 
 
+@dataclass(frozen=True)
+class Removed:
+    """What a search must leave out: FAISS parameters excluding the ids inside the index, and the ids."""
+
+    params: faiss.SearchParameters | None
+    ids: frozenset[int]
+
+
 class RemovedFilter:
-    """Per process: search parameters that leave out images removed since the served index was built.
+    """Per process: the images removed since the served index read the gallery (IndexVersion.gallery_as_of).
 
     Refreshed at most every INDEX_CHECK_SECONDS (the same bound as noticing a new index), so a removal is
     out of every result within about a second, before any rebuild."""
@@ -103,12 +113,16 @@ class RemovedFilter:
     def __init__(self) -> None:
         self._key: tuple[int, int] | None = None
         self._checked_at = 0.0
-        self._params: faiss.SearchParameters | None = None
+        self._value = Removed(None, frozenset())
 
-    def params(self, index: faiss.Index, version: IndexVersion) -> faiss.SearchParameters | None:
-        key, now = (id(index), version.pk), time.monotonic()
+    def current(self, loaded: LoadedIndex) -> Removed:
+        key, now = (id(loaded.index), loaded.version), time.monotonic()
         if key != self._key or now - self._checked_at >= settings.INDEX_CHECK_SECONDS:
-            self._params = excluding(index, removed_since(version.gallery_as_of))
+            as_of = IndexVersion.objects.filter(pk=loaded.version).values_list("gallery_as_of", flat=True).first()
+            ids = removed_since(as_of)
+            self._value = Removed(excluding(loaded.index, ids), frozenset(ids.tolist()))
             self._key, self._checked_at = key, now
-        return self._params
+        return self._value
 
+
+removed_filter = RemovedFilter()

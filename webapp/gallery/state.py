@@ -1,4 +1,4 @@
-"""The gallery state a report was measured on (docs/gallery.md)."""
+"""The gallery state a report was measured on: reports of different states are not comparable (docs/gallery.md)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from webapp.gallery.models import Image
 
 
 def gallery_state() -> dict:
-    """Which gallery a report was measured on: counts, the last change, and a digest of every (id, label)."""
+    """Which gallery a report was measured on: counts, the last change, and a digest of every (id, label, split)."""
     gallery = Image.objects.filter(role=Image.Role.GALLERY)
     digest = hashlib.sha256()
     labelled = 0
-    for pk, label in gallery.order_by("id").values_list("id", "label").iterator(chunk_size=10_000):
-        digest.update(f"{pk}\t{label}\n".encode())
+    for pk, label, split in gallery.order_by("id").values_list("id", "label", "split").iterator(chunk_size=10_000):
+        digest.update(f"{pk}\t{label}\t{split}\n".encode())
         labelled += bool(label)
     last = Image.objects.exclude(role=Image.Role.QUERY).order_by("-updated_at").values_list(
         "updated_at", flat=True).first()

@@ -7,11 +7,10 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from webapp.feedback.models import Judgement
+from webapp.learning.scheduling import request_online_update
 
 
 @receiver(post_save, sender=Judgement)
 def judgement_saved(sender, instance: Judgement, created: bool, **kwargs) -> None:
     if created:
-        from webapp.learning.scheduling import request_online_update
-
         transaction.on_commit(request_online_update)
