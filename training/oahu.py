@@ -191,6 +191,7 @@ class OAHU:
         self._anchor = [p.copy() for p in self._params.all()] if cfg.anchor_decay else None
         self._alpha = uniform_alpha(self.network.num_depths)
         self.triplets_seen = 0
+        self.device, self.engine = torch.device("cpu"), "numpy"
 
     # ----------------------------------------------------------------------------------------- basis
     def fit_basis(self, features: np.ndarray) -> None:
@@ -259,6 +260,8 @@ class OAHU:
             return PartialFitStats(0, 0.0, [0.0] * self.num_depths, self._alpha.tolist())
         cfg = self.config
         z_all, scale_all, rest_pos, rest_neg = self._prepare(anchor_feats, pos_feats, neg_feats)
+        if self.device.type != "cpu" or self.engine == "torch":
+            return self._partial_fit_torch(z_all, scale_all, rest_pos, rest_neg, batch_size)
         params = self._params.all()
         loss_sum = 0.0
         depth_sum = np.zeros(self.num_depths)
@@ -287,6 +290,57 @@ class OAHU:
             else:
                 self._alpha = hedge_sequence(self._alpha, values, cfg.beta, cfg.s)
             self.triplets_seen += stop - start
+        return PartialFitStats(total, loss_sum / total, (depth_sum / total).tolist(), self._alpha.tolist())
+
+    def use_device(self, device: str | torch.device, engine: str | None = None) -> OAHU:
+        """Where partial_fit runs: "cpu" (the NumPy pass, default) or a torch device such as "cuda" (the
+        torch pass, training/oahu_torch.py). ``engine="torch"`` forces the torch pass on the CPU too (tests).
+        Not saved with the state: whoever loads a learner chooses its device."""
+        self.device = torch.device(device)
+        self.engine = engine or ("numpy" if self.device.type == "cpu" else "torch")
+        if self.engine not in ("numpy", "torch"):
+            raise ValueError("engine must be 'numpy' or 'torch'")
+        return self
+
+    def _partial_fit_torch(self, z_all: np.ndarray, scale_all: np.ndarray, rest_pos: np.ndarray,
+                           rest_neg: np.ndarray, batch_size: int) -> PartialFitStats:
+        """partial_fit's loop with the torch pass on self.device; weights copied there and back once."""
+        from training import oahu_torch
+
+        cfg, device = self.config, self.device
+        host = self._params.all()
+        params = [torch.from_numpy(p).to(device, copy=True) for p in host]
+        buffers = [None if b is None else torch.from_numpy(b).to(device, copy=True) for b in self._momentum]
+        anchor = None if self._anchor is None else [torch.from_numpy(a).to(device) for a in self._anchor]
+        hidden_count, depths = len(self._params.hidden_w), self.num_depths
+        z_dev = torch.from_numpy(np.ascontiguousarray(z_all)).to(device)
+        scale_dev = torch.from_numpy(np.ascontiguousarray(scale_all, dtype=np.float32)).to(device)
+        rest_pos_dev = torch.from_numpy(np.ascontiguousarray(rest_pos, dtype=np.float32)).to(device)
+        rest_neg_dev = torch.from_numpy(np.ascontiguousarray(rest_neg, dtype=np.float32)).to(device)
+        total = z_all.shape[1]
+        loss_sum, depth_sum = 0.0, np.zeros(depths)
+        for start in range(0, total, batch_size):
+            stop = min(start + batch_size, total)
+            hidden = list(zip(params[:hidden_count], params[hidden_count : 2 * hidden_count], strict=True))
+            embeds = list(zip(params[2 * hidden_count : 2 * hidden_count + depths],
+                              params[2 * hidden_count + depths :], strict=True))
+            values_t, grads = oahu_torch.forward_backward(
+                hidden, embeds, z_dev[:, start:stop].reshape(-1, z_all.shape[2]),
+                scale_dev[:, start:stop].reshape(-1), rest_pos_dev[start:stop], rest_neg_dev[start:stop],
+                self._alpha, cfg.tau, cfg.self_weighted, cfg.skip)
+            oahu_torch.sgd_update(params, grads, buffers, cfg.lr, cfg.momentum, cfg.weight_decay, anchor,
+                                  cfg.anchor_decay)
+            values = values_t.cpu().numpy()
+            loss_sum += float((values @ self._alpha).sum())
+            depth_sum += values.sum(0)
+            if stop - start == 1:
+                self._alpha = hedge_step(self._alpha, values[0], cfg.beta, cfg.s)
+            else:
+                self._alpha = hedge_sequence(self._alpha, values, cfg.beta, cfg.s)
+            self.triplets_seen += stop - start
+        for target, tensor in zip(host, params, strict=True):
+            target[...] = tensor.cpu().numpy()
+        self._momentum = [None if b is None else b.cpu().numpy() for b in buffers]
         return PartialFitStats(total, loss_sum / total, (depth_sum / total).tolist(), self._alpha.tolist())
 
     def _prepare(

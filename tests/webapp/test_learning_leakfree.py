@@ -106,3 +106,33 @@ def test_the_clicks_plot_is_a_png(split_demo, admin_client: Client) -> None:
     evaluate_version(ModelVersion.active())
     response = admin_client.get("/dashboard/plots/clicks.png")
     assert response.status_code == 200 and response.content.startswith(b"\x89PNG")
+
+
+def test_batch_training_on_every_click_uses_components_and_clicks_without_skipped_results(
+        split_demo, eager_tasks, settings) -> None:
+    from tests.webapp.learning_support import give_feedback
+    from webapp.feedback.models import Judgement, Triplet
+    from webapp.learning.clicks import click_data
+    from webapp.learning.models import TrainingRun
+    from webapp.learning.runs import start_run
+
+    settings.PROMOTION_GUARD = "off"
+    give_feedback()
+    data = click_data(ModelVersion.active().backbone, Triplet.objects.order_by("-id").first().pk)
+    clicks = Judgement.objects.filter(kind="click").exclude(impression_id__in=[
+        i for i in Judgement.objects.values_list("impression_id", flat=True) if i % 5 == 0])
+    assert data.pairs == clicks.count()  # every training click, also those with nothing skipped above
+    assert {tuple(p) for p in data.ids[data.triplets[:, :2]].tolist()} == set(
+        clicks.values_list("impression__query_id", "image_id"))
+    assert not np.isin(data.ids, list(Image.objects.filter(split="heldout").values_list("id", flat=True))).any()
+    grouped = {}
+    for image_id, label in zip(data.ids.tolist(), data.labels.tolist(), strict=True):
+        grouped.setdefault(label, set()).add(Image.objects.get(pk=image_id).label)
+    assert all(len(names) == 1 for names in grouped.values())  # the demo clicks follow labels: pure components
+    from webapp.learning.parameters import RunParameters
+
+    run = start_run(RunParameters.of(TrainingRun.Mode.BATCH, loss="multi_similarity", epochs=2, lr=1e-3,
+                                     data="clicks"))
+    run.refresh_from_db()
+    assert run.status == "promoted", (run.message, run.error)
+    assert run.candidate.config["triplets"] == len(data.triplets)

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from webapp.gallery.models import ModelVersion
 from webapp.learning.models import TrainingRun
 from webapp.learning.parameters import RunParameters, RunParametersSerializer
-from webapp.learning.promotion import rollback
+from webapp.learning.promotion import VersionUnavailable, rollback
 from webapp.learning.runs import cancel, start_run
 
 ERROR = inline_serializer("LearningError", {"detail": serializers.CharField()})
@@ -62,12 +62,17 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ModelVersionSerializer
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=None, responses={200: ModelVersionSerializer})
+    @extend_schema(request=None, responses={
+        200: ModelVersionSerializer,
+        409: OpenApiResponse(ERROR, description="An artifact of the version cannot be fetched.")})
     @action(detail=True, methods=["post"])
     def rollback(self, request: Request, pk: str | None = None) -> Response:
         """Serve this version again (re-activates its index)."""
         version = self.get_object()
-        rollback(version)
+        try:
+            rollback(version)
+        except VersionUnavailable as exc:
+            return Response({"detail": f"Version {version.pk} cannot be served. {exc}"}, status.HTTP_409_CONFLICT)
         version.refresh_from_db()
         return Response(ModelVersionSerializer(version).data)
 

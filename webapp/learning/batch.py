@@ -18,6 +18,7 @@ from webapp.feedback.splits import is_heldout_impression
 from webapp.feedback.usable import usable_triplets
 from webapp.gallery.features import ensure_features
 from webapp.gallery.models import Image, ModelVersion
+from webapp.learning.clicks import click_data
 from webapp.learning.heads import LinearMetricHead
 from webapp.learning.parameters import RunParameters
 from webapp.runtime import runtime
@@ -34,7 +35,13 @@ def _training_triplets(max_id: int) -> np.ndarray:
 def training_images(backbone: str, use: str, watermark: int) -> tuple[np.ndarray, np.ndarray | None,
                                                                       np.ndarray | None]:
     """(image ids, labels, triplet rows into the ids): triplets when there are some (and asked for), else
-    labels. Only images with features under `backbone` (readable originals) take part."""
+    labels. Only images with features under `backbone` (readable originals) take part. `use="clicks"`: every
+    click — click-graph components as labels and every-click triplets (webapp/learning/clicks.py)."""
+    if use == "clicks":
+        found = click_data(backbone, watermark)
+        if found is None or len(set(found.labels.tolist())) < 2:
+            raise ValueError("Not enough clicks to learn from: give feedback first.")
+        return found.ids, found.labels, found.triplets
     triplets = _training_triplets(watermark) if use in ("triplets", "both") else np.empty((0, 3), np.int64)
     if len(triplets):
         members = np.unique(triplets)

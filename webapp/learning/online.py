@@ -8,6 +8,7 @@ from dataclasses import asdict
 import numpy as np
 from django.conf import settings
 
+from training.device import resolve_device
 from training.oahu import OAHU, OAHUConfig
 from webapp import artifacts
 from webapp.feedback import consumer
@@ -40,7 +41,10 @@ def new_learner(backbone: str) -> OAHU:
 
 
 def load_learner(cursor, backbone: str) -> OAHU:
-    return OAHU.load(artifacts.fetch(cursor.artifact)) if cursor.artifact else new_learner(backbone)
+    """The cursor's learner (or a new one), updating on TRAINING_DEVICE: CUDA through the torch pass on a GPU
+    worker, else the NumPy pass (training/oahu_torch.py)."""
+    learner = OAHU.load(artifacts.fetch(cursor.artifact)) if cursor.artifact else new_learner(backbone)
+    return learner.use_device(resolve_device(settings.TRAINING_DEVICE))
 
 
 def online_update(progress: Callable[[float, str], None]) -> ModelVersion | None:

@@ -22,7 +22,8 @@ from webapp.learning import dispatch
 
 MODES = ("oahu", "batch")  # TrainingRun.Mode's values
 DEVICES = ("auto", "cpu", "cuda")
-DATA = {"both": "triplets, else labels", "triplets": "triplets", "labels": "labels"}
+DATA = {"both": "triplets, else labels", "triplets": "triplets", "labels": "labels",
+        "clicks": "every click: click-graph components + every-click triplets"}
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--lr", type=float)
         parser.add_argument("--batch-size", type=int)
         parser.add_argument("--device", help="auto | cpu | cuda; default: TRAINING_DEVICE")
-        parser.add_argument("--data", help="both | triplets | labels")
+        parser.add_argument("--data", help="both | triplets | labels | clicks")
         parser.add_argument("--seed", type=int)
         parser.add_argument("--backbone", action="store_true", help="batch mode: fine-tune the backbone too (GPU)")
         parser.add_argument("--wait", action="store_true", help="print progress until the run ends")
