@@ -29,6 +29,7 @@ from bench.learning import DEFAULT_CACHE, DEFAULT_DATASET, load_features
 from training.click_graph import components, every_click_triplets
 from training.evaluation import evaluate, evaluate_against
 from training.oahu import OAHU
+from training.paired_test import compare
 from training.trainer import fine_tune
 
 HELDOUT_EVERY = 5  # as REFIND_HELDOUT_IMPRESSION_EVERY
@@ -150,7 +151,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--params", default="{}", help="JSON: loss, lr, oahu_lr")
     parser.add_argument("--unseen", action="store_true", help="clicks on species 0-49, test 50-99 all-vs-all")
+    parser.add_argument("--plot", type=Path, help="PNG of R@1 against clicks")
+    parser.add_argument("--plot-from", type=Path, help="only draw --plot from a JSON summary line saved earlier")
     args = parser.parse_args(argv)
+    if args.plot_from:
+        plot(json.loads(args.plot_from.read_text().strip().splitlines()[-1]), args.plot)
+        return
     features, labels = load_features(args.dataset, args.cache)
     params = json.loads(args.params)
     budgets = [int(b) for b in args.budgets.split(",")]
@@ -159,17 +165,27 @@ def main(argv: list[str] | None = None) -> None:
         gallery = np.flatnonzero(seen)
         test = np.flatnonzero(~seen)
 
+        def hits(embed) -> np.ndarray:
+            x = embed(features[test])
+            similarity = x @ x.T
+            np.fill_diagonal(similarity, -np.inf)
+            return labels[test][similarity.argmax(axis=1)] == labels[test]
+
         def score(embed) -> float:
             return 100 * evaluate(embed(features[test]), labels[test], ks=(1,), include_nmi=False)["recall@1"]
     else:
         feedback = split_half(labels)
         gallery, heldout = np.flatnonzero(feedback), np.flatnonzero(~feedback)
 
+        def hits(embed) -> np.ndarray:
+            nearest = (embed(features[heldout]) @ embed(features[gallery]).T).argmax(axis=1)
+            return labels[gallery][nearest] == labels[heldout]
+
         def score(embed) -> float:
             return 100 * evaluate_against(embed(features[heldout]), labels[heldout], embed(features[gallery]),
                                           labels[gallery], ks=(1,), include_nmi=False)["recall@1"]
     basis = features[np.sort(np.random.default_rng(0).choice(gallery, min(4096, len(gallery)), replace=False))]
-    zero = score(unit)
+    zero, zero_hits = score(unit), hits(unit)
     print(f"zero-click R@1 {zero:.2f} ({'unseen' if args.unseen else 'held-out vs feedback half'})", flush=True)
     stream = simulate(features, labels, gallery, max(budgets), args.clicks_per_query, args.noise, args.seed)
     results: dict[str, dict[int, float]] = {}
@@ -177,12 +193,41 @@ def main(argv: list[str] | None = None) -> None:
         for budget in budgets:
             pairs, negatives, skip = upto(stream, budget)
             started = time.perf_counter()
-            r1 = score(learn(name, features, gallery, pairs, negatives, skip, basis, params))
+            embed = learn(name, features, gallery, pairs, negatives, skip, basis, params)
+            r1, paired = score(embed), compare(hits(embed), zero_hits)
             results.setdefault(name, {})[budget] = round(r1, 2)
             print(f"{name:<18} {budget:>6} clicks ({len(pairs)} trained pairs, {len(skip)} skip-above triplets): "
-                  f"R@1 {r1:.2f} ({r1 - zero:+.2f}) [{time.perf_counter() - started:.0f} s]", flush=True)
-    print(json.dumps({"zero": round(zero, 2), "noise": args.noise, "unseen": args.unseen, "params": params,
-                      "results": results}))
+                  f"R@1 {r1:.2f} ({r1 - zero:+.2f}; paired 95% interval {paired.low:+.2f} to {paired.high:+.2f}, "
+                  f"{paired.better} better / {paired.worse} worse) [{time.perf_counter() - started:.0f} s]", flush=True)
+    summary = {"zero": round(zero, 2), "noise": args.noise, "unseen": args.unseen, "params": params,
+               "results": results}
+    print(json.dumps(summary))
+    if args.plot:
+        plot(summary, args.plot)
+
+
+def plot(summary: dict, path: Path) -> None:
+    """R@1 against clicks per learner, the zero-click figure dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 3.4))
+    for name, by_budget in summary["results"].items():
+        points = [(0, summary["zero"]), *sorted((int(b), r) for b, r in by_budget.items())]
+        axes.plot(*zip(*points, strict=True), marker="o", label=name)
+    axes.axhline(summary["zero"], color="grey", linestyle="--", linewidth=1, label="zero-click")
+    axes.set_xlabel("clicks (3 per search)")
+    axes.set_ylabel("Recall@1 (%)")
+    protocol = "unseen species" if summary["unseen"] else "held-out queries vs feedback half"
+    axes.set_title(f"bench.click_replay, CUB-100, {protocol}, noise {summary['noise']}", fontsize=9)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
 
 
 if __name__ == "__main__":

@@ -129,7 +129,10 @@ def test_batch_training_on_every_click_uses_components_and_clicks_without_skippe
     for image_id, label in zip(data.ids.tolist(), data.labels.tolist(), strict=True):
         grouped.setdefault(label, set()).add(Image.objects.get(pk=image_id).label)
     assert all(len(names) == 1 for names in grouped.values())  # the demo clicks follow labels: pure components
-    run = start_run(TrainingRun.Mode.BATCH, {"loss": "multi_similarity", "epochs": 2, "lr": 1e-3, "data": "clicks"})
+    from webapp.learning.parameters import RunParameters
+
+    run = start_run(RunParameters.of(TrainingRun.Mode.BATCH, loss="multi_similarity", epochs=2, lr=1e-3,
+                                     data="clicks"))
     run.refresh_from_db()
     assert run.status == "promoted", (run.message, run.error)
     assert run.candidate.config["triplets"] == len(data.triplets)

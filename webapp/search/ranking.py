@@ -10,6 +10,7 @@ from retrieval.click_memory import Overlay, search_with_overlay
 from retrieval.index import LoadedIndex, search
 from webapp.feedback import memory
 from webapp.gallery.models import ModelVersion
+from webapp.gallery.removal import removed_filter
 
 
 def rank(loaded: LoadedIndex, version: ModelVersion, vector: np.ndarray, wanted: int,
@@ -21,10 +22,12 @@ def rank(loaded: LoadedIndex, version: ModelVersion, vector: np.ndarray, wanted:
     vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
     index = loaded.index
     overlay = augmented_overlay(loaded, version, memory.overlay(version, vector.shape[1]))
+    removed = removed_filter.current(loaded)  # images removed since this index was built (gallery/removal.py)
 
     def ranked(query: np.ndarray, count: int) -> list[tuple[int, float]]:
-        hits = search_with_overlay(lambda q, n: search(index, q, n), index.ntotal, overlay, query, count + len(exclude))
-        return [(i, s) for i, s in hits if i not in exclude][:count]
+        hits = search_with_overlay(lambda q, n: search(index, q, n, params=removed.params), index.ntotal, overlay,
+                                   query, count + len(exclude))
+        return [(i, s) for i, s in hits if i not in exclude and i not in removed.ids][:count]
 
     if expand and settings.QUERY_EXPANSION > 0:
         top = ranked(vector, settings.QUERY_EXPANSION)
