@@ -10,10 +10,9 @@ from django.test import Client
 from kombu import pools
 from rest_framework.test import APIClient
 
-from webapp import celery_app
+from webapp import broker, celery_app
 from webapp.feedback.models import Judgement
 from webapp.gallery.models import Image
-from webapp.learning import broker
 from webapp.learning.models import OnlineSchedule
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""Celery tasks of learning: thin wrappers taking primary keys (sent by name: webapp/learning/dispatch.py)."""
+"""Celery tasks of learning: thin wrappers taking primary keys (sent by name: webapp/dispatch.py)."""
 
 from __future__ import annotations
 

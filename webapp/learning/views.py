@@ -8,11 +8,12 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from webapp import broker, dispatch
 from webapp.errors import ANSWERED, status_of
 from webapp.feedback.models import Impression, Judgement, Triplet
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
 from webapp.gallery.state import gallery_state
-from webapp.learning import broker, claims, plots, tasks
+from webapp.learning import claims, plots
 from webapp.learning.models import TrainingRun
 from webapp.learning.parameters import InvalidParameters, RetrainForm, RunParameters
 from webapp.learning.promotion import VersionUnavailable, rollback
@@ -139,7 +140,7 @@ def rescore(request: HttpRequest) -> HttpResponse:
     current = gallery_state()
     queued = [version.pk for version in ModelVersion.objects.all()[:30] if stale(version, current)]
     for version_id in queued:
-        tasks.evaluate_model_version.delay(version_id)
+        dispatch.send_evaluation(version_id)  # broker down: logged; the button can be pressed again
     notice = (_("Re-scoring %(count)d versions on the current gallery; refresh in a moment.") % {"count": len(queued)}
               if queued else _("Every version is already scored on the current gallery."))
     return render(request, "learning/_versions.html", {**_context(), "notice": notice})
