@@ -5,13 +5,16 @@ from __future__ import annotations
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils.html import escape
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp import broker, dispatch
 from webapp.errors import ANSWERED, status_of
 from webapp.feedback.models import Impression, Judgement, Triplet
+from webapp.gallery.demo import demo_image_ids
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
+from webapp.gallery.removal import remove_images
 from webapp.gallery.state import gallery_state
 from webapp.learning import claims, plots
 from webapp.learning.models import TrainingRun
@@ -32,6 +35,7 @@ def _context() -> dict:
             _("explicit verdicts"): Judgement.objects.exclude(kind=Judgement.Kind.CLICK).count(),
             _("triplets"): Triplet.objects.count(),
         },
+        "demo": _demo_summary(),
         "current": claims.holder(),
         "broker_problem": broker.problem(),
         "index_errors": IndexVersion.objects.exclude(load_error="").order_by("-id")[:5],
@@ -131,6 +135,24 @@ def rollback_version(request: HttpRequest, version_id: int) -> HttpResponse:
         return render(request, "learning/_versions.html",
                       {**_context(), "notice": f"Version {version.pk} cannot be served. {exc}"}, status=409)
     return render(request, "learning/_versions.html", {**_context(), "notice": f"Version {version.pk} is active."})
+
+
+def _demo_summary() -> dict | None:
+    """{"images": N} when the demo gallery can be removed: it is there and the user has imported their own."""
+    demo = demo_image_ids()
+    own = Image.objects.filter(role=Image.Role.GALLERY).exclude(pk__in=demo).exists()
+    return {"images": len(demo)} if demo and own else None
+
+
+@staff_member_required
+@require_POST
+def remove_demo(request: HttpRequest) -> HttpResponse:
+    """Remove the demo gallery once the user's own images are in (webapp/gallery/removal.py)."""
+    if _demo_summary() is None:
+        return HttpResponse(_("There is no demo gallery to remove, or no image of your own yet."), status=400)
+    removed = remove_images(demo_image_ids(), roles=[Image.Role.GALLERY])
+    message = _("Removed the %(count)d demo images; they are gone from results now.") % {"count": removed}
+    return HttpResponse(f'<p class="ack ok" role="status">{escape(message)}</p>')
 
 
 @staff_member_required
