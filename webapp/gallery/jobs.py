@@ -27,7 +27,7 @@ from django.utils import timezone
 from webapp import dispatch
 from webapp.gallery import indexing
 from webapp.gallery.importer import ImportItem, ImportReport, find_images, import_items, label_for, path_problem
-from webapp.gallery.models import ImportChunk, ImportJob
+from webapp.gallery.models import ImportChunk, ImportJob, ModelVersion
 
 logger = logging.getLogger(__name__)
 MAX_STORED_ERRORS = 1000  # per chunk; the counts stay exact
@@ -41,6 +41,7 @@ def create_job(
 
     `rejected`: (file, reason) refused before staging (e.g. an archive member over the size limit),
     reported with the job's other failures."""
+    ModelVersion.active()  # on a new installation the model exists before workers race to create it
     job = ImportJob.objects.create(
         source=source, root=root, build_index=build_index, total=len(entries) + len(rejected),
         labels_from_dirs=labels_from_dirs, watched_folder=watched_folder,
