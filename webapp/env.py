@@ -107,7 +107,11 @@ def parse_database_url(url: str, base_dir: Path) -> dict:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(file),
-            "OPTIONS": {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"},
+            # IMMEDIATE: a transaction takes the write lock when it begins, so concurrent writers wait for it
+            # (up to `timeout` seconds). A DEFERRED one that reads, then writes, fails at once with "database is
+            # locked" when another writer got there first (SQLite cannot wait: its snapshot is stale).
+            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE",
+                        "init_command": "PRAGMA journal_mode=WAL;"},
             # A file, not shared-cache memory, so that tests with threads lock like production does.
             "TEST": {"NAME": str(file.with_name(f"test-{file.stem}.sqlite3"))},
         }

@@ -115,11 +115,28 @@ def _report_unloadable(version: int, exc: Exception) -> None:
     IndexVersion.objects.filter(pk=version).update(load_error=f"{type(exc).__name__}: {exc}"[:2000])
 
 
+def _load_servable(name: str):
+    """Load an index, and first the head and backbone of its model version: a version whose artifacts cannot
+    be fetched never replaces the one being served (RuntimeError/OSError: reported, the previous one serves)."""
+    row = IndexVersion.objects.select_related("model_version").filter(path=name).first()
+    if row is not None:
+        version = row.model_version
+        try:
+            runtime.head(version)
+            runtime.backbone(version.backbone)
+        except OSError:
+            raise
+        except Exception as exc:  # a corrupt artifact: whatever its loader raised
+            raise RuntimeError(f"model version {version.pk} cannot be loaded: {type(exc).__name__}: {exc}") from exc
+    return load_index(artifacts.fetch(name))
+
+
 def new_index_holder() -> IndexHolder:
-    """What a process serves from: the active index, fetched from the artifact storage into this host's cache."""
+    """What a process serves from: the active index, fetched from the artifact storage into this host's cache
+    (with its model version's head and backbone: `_load_servable`)."""
     return IndexHolder(
-        _ActiveIndex(), prepare=lambda index: apply_search_params(index, settings.HNSW_EF_SEARCH),
-        on_error=_report_unloadable, load=lambda name: load_index(artifacts.fetch(name)),
+        _ActiveIndex(), prepare=lambda index: apply_search_params(index, settings.HNSW_EF_SEARCH, settings.IVF_NPROBE),
+        on_error=_report_unloadable, load=_load_servable,
     )
 
 

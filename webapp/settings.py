@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI's assets, served from here (no CDN)
     "csp",
     "django_celery_beat",
+    "axes",
     "webapp.gallery",
     "webapp.search",
     "webapp.feedback",
@@ -91,6 +92,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "webapp.health.HealthMiddleware",  # /healthz: before the HTTPS redirect and the host check
     "django.middleware.security.SecurityMiddleware",
     "webapp.errors.DatabaseUnavailableMiddleware",
     "webapp.errors.RequestSizeLimitMiddleware",
@@ -103,6 +105,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: answers a locked-out login
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -135,6 +138,15 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "/admin/login/"
+# Login lockout (django-axes): REFIND_LOGIN_FAILURE_LIMIT failed logins from one client address lock it out of
+# logging in for REFIND_LOGIN_COOLOFF_MINUTES (docs/security.md). Token-authenticated API calls are unaffected.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("REFIND_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = env_float("REFIND_LOGIN_COOLOFF_MINUTES", 15.0, minimum=0.1) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_CLIENT_IP_CALLABLE = "webapp.throttling.client_ip"  # X-Forwarded-For only from REFIND_TRUSTED_PROXIES
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -153,6 +165,9 @@ MIN_IMAGE_SIDE = env_int("REFIND_MIN_IMAGE_SIDE", 32, minimum=1)
 MAX_IMAGE_PIXELS = env_int("REFIND_MAX_IMAGE_PIXELS", 50_000_000, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
+# Staff gallery uploads (many files or an archive in one request; webapp/gallery/upload_limit.py)
+MAX_IMPORT_REQUEST_BYTES = env_int("REFIND_MAX_IMPORT_REQUEST_BYTES", 1024**3, minimum=1024)
+DATA_UPLOAD_MAX_NUMBER_FILES = 1000
 
 # Retrieval
 _NETWORK = env_str("REFIND_BACKBONE", "efficientnet_lite0")
@@ -173,10 +188,18 @@ try:
 except IndexFactoryError as exc:
     raise ImproperlyConfigured(f"REFIND_INDEX_FACTORY: {exc}") from exc
 HNSW_EF_SEARCH = env_int("REFIND_HNSW_EF_SEARCH", 128, minimum=1, maximum=100_000)
+IVF_NPROBE = env_int("REFIND_IVF_NPROBE", 16, minimum=1, maximum=1_000_000)
 SEARCH_THREADS = env_int("REFIND_SEARCH_THREADS", 1, minimum=1, maximum=256)
 EXTRACT_BATCH_SIZE = env_int("REFIND_EXTRACT_BATCH_SIZE", 16, minimum=1, maximum=512)
 EXTRACT_PARALLEL = env_int("REFIND_EXTRACT_PARALLEL", os.cpu_count() or 1, minimum=1, maximum=256)
 SEARCH_DEFAULT_K = 20
+# Zero-click re-weighting and click memory (docs/benchmarks.md §10)
+QUERY_EXPANSION = env_int("REFIND_QUERY_EXPANSION", 0, minimum=0, maximum=50)  # αQE: top k (0 = off)
+DBA_K = env_int("REFIND_DBA", 1, minimum=0, maximum=50)  # αDBA at index build: nearest k (0 = off)
+CLICK_MEMORY = env_bool("REFIND_CLICK_MEMORY", True)
+CLICK_MEMORY_MAX_SHIFT = env_float("REFIND_CLICK_MEMORY_MAX_SHIFT", 0.15, minimum=0.0)
+if CLICK_MEMORY_MAX_SHIFT > 2.0:
+    raise ImproperlyConfigured(f"REFIND_CLICK_MEMORY_MAX_SHIFT={CLICK_MEMORY_MAX_SHIFT} must be at most 2.")
 SEARCH_MAX_K = 100
 # Feedback → triplets (docs/feedback.md)
 FEEDBACK_NEGATIVES = env_choice("REFIND_FEEDBACK_NEGATIVES", "skip_above", {"skip_above", "explicit_only"})
@@ -203,6 +226,7 @@ PROMOTION_TOLERANCE_POINTS = env_float("REFIND_PROMOTION_TOLERANCE_POINTS", 0.5,
 ANONYMOUS_RETENTION_DAYS = env_int("REFIND_ANONYMOUS_RETENTION_DAYS", 30, minimum=1)
 LEARNING_HELDOUT_IMPRESSION_EVERY = env_int("REFIND_HELDOUT_IMPRESSION_EVERY", 5, minimum=0)
 LEARNING_STALE_SECONDS = env_int("REFIND_STALE_RUN_SECONDS", 120, minimum=5)
+LEARNING_QUEUE_WAIT_SECONDS = env_int("REFIND_QUEUE_WAIT_SECONDS", 600, minimum=10)  # a queued run nobody takes
 INDEX_CHECK_SECONDS = env_float("REFIND_INDEX_CHECK_SECONDS", 1.0, minimum=0.0)
 # Results scoring below this similarity are set apart as "weaker matches" (measured: docs/benchmarks.md §12)
 RELEVANCE_CUTOFF = env_float("REFIND_RELEVANCE_CUTOFF", 0.5, minimum=-1.0)
@@ -237,6 +261,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Gallery lifecycle (docs/gallery.md)
+IMPORT_CHUNK_SIZE = env_int("REFIND_IMPORT_CHUNK_SIZE", 256, minimum=1, maximum=100_000)
+IMPORT_STALE_SECONDS = env_int("REFIND_IMPORT_STALE_SECONDS", 300, minimum=5)
+WATCHED_FOLDERS = env_list("REFIND_WATCHED_FOLDERS", [])
+WATCH_WITHDRAW_MISSING = env_bool("REFIND_WATCH_WITHDRAW_MISSING", False)
+KEEP_ROLLBACK_VERSIONS = env_int("REFIND_KEEP_ROLLBACK_VERSIONS", 10, minimum=1)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "learning-housekeeping": {
@@ -250,6 +280,14 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-index": {
         "task": "webapp.gallery.tasks.refresh_index",
         "schedule": env_float("REFIND_REFRESH_INDEX_SECONDS", 300.0, minimum=10.0),
+    },
+    "import-housekeeping": {  # re-sends chunks whose worker died, scans watched folders
+        "task": "webapp.gallery.tasks.import_housekeeping",
+        "schedule": env_float("REFIND_WATCH_SECONDS", 60.0, minimum=5.0),
+    },
+    "prune-artifacts": {
+        "task": "webapp.gallery.tasks.prune_artifacts",
+        "schedule": env_float("REFIND_PRUNE_SECONDS", 3600.0, minimum=60.0),
     },
 }
 

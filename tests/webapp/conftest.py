@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from webapp.gallery.demo import generate_demo_gallery
-from webapp.gallery.importer import ImportReport, import_tree
+from webapp.gallery.importer import ImportReport
+from webapp.gallery.jobs import import_tree
 from webapp.runtime import runtime
 
 

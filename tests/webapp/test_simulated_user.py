@@ -10,7 +10,7 @@ from django.core.management import call_command
 from webapp.feedback.models import EvaluationSplit, Judgement, Triplet
 from webapp.feedback.simulated_user import SimulatedUser
 from webapp.feedback.splits import split_gallery
-from webapp.gallery.importer import import_tree
+from webapp.gallery.jobs import import_tree
 from webapp.gallery.models import Image
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,7 +8,9 @@ from django.http import StreamingHttpResponse
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
-from rest_framework.permissions import IsAdminUser
+from rest_framework.authentication import CSRFCheck, TokenAuthentication
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import BasePermission, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -41,8 +43,24 @@ class FeedbackResponseSerializer(serializers.Serializer):
         help_text="Triplets of the result's earlier, opposite verdict, which this one replaced.")
 
 
+class CsrfUnlessToken(BasePermission):
+    """Writes that rely on the browser session need the CSRF token, the anonymous visitor's too (DRF checks it
+    only for logged-in users); a script authenticates with `Authorization: Token` instead."""
+
+    def has_permission(self, request: Request, view) -> bool:
+        if isinstance(request.successful_authenticator, TokenAuthentication):
+            return True
+        check = CSRFCheck(lambda _request: None)
+        check.process_request(request._request)
+        reason = check.process_view(request._request, None, (), {})
+        if reason is not None:  # 403 (not the 401 DRF gives an anonymous request a permission refuses)
+            raise PermissionDenied(f"CSRF failed: {reason}. Send X-CSRFToken with the session, or use a token.")
+        return True
+
+
 class FeedbackView(APIView):
     throttle_classes = [ClientThrottle]
+    permission_classes = [CsrfUnlessToken]
     throttle_scope = "feedback"
 
     @extend_schema(
@@ -51,6 +69,7 @@ class FeedbackView(APIView):
             201: FeedbackResponseSerializer,
             200: OpenApiResponse(FeedbackResponseSerializer, description="Already recorded (idempotent)."),
             400: OpenApiResponse(ERROR, description="Malformed, or the image was not shown for that query."),
+            403: OpenApiResponse(ERROR, description="Session without the CSRF token (send X-CSRFToken)."),
             404: OpenApiResponse(ERROR, description="No such query/image, or not your impression."),
             429: OpenApiResponse(ERROR, description="Rate limit (REFIND_THROTTLE_FEEDBACK)."),
         },

@@ -12,8 +12,8 @@ from rest_framework.response import Response
 from webapp.gallery.models import ModelVersion
 from webapp.learning.models import TrainingRun
 from webapp.learning.parameters import RunParameters, RunParametersSerializer
-from webapp.learning.promotion import rollback
-from webapp.learning.runs import start_run
+from webapp.learning.promotion import VersionUnavailable, rollback
+from webapp.learning.runs import cancel, start_run
 
 ERROR = inline_serializer("LearningError", {"detail": serializers.CharField()})
 
@@ -33,12 +33,21 @@ class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     permission_classes = [IsAdminUser]
 
     @extend_schema(request=RunParametersSerializer, responses={
-        202: TrainingRunSerializer, 400: OpenApiResponse(ERROR), 409: OpenApiResponse(ERROR, description="busy")})
+        202: TrainingRunSerializer, 400: OpenApiResponse(ERROR),
+        409: OpenApiResponse(ERROR, description="Another run is in progress, or no worker serves the run's queue.")})
     def create(self, request: Request) -> Response:
-        """Trigger a run; 409 while another run is in progress."""
+        """Trigger a run; 409 while another run is in progress or when no worker would take it."""
         run = start_run(RunParameters.parse(request.data), user=request.user)  # errors: webapp.errors.ANSWERS
         run.refresh_from_db()
         return Response(TrainingRunSerializer(run).data, status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={
+        200: TrainingRunSerializer, 409: OpenApiResponse(ERROR, description="The run has finished already.")})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Cancel a queued or running run: the claim is free at once; a running task stops at its next step
+        and publishes nothing."""
+        return Response(TrainingRunSerializer(cancel(self.get_object(), request.user)).data)
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
@@ -53,12 +62,17 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ModelVersionSerializer
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=None, responses={200: ModelVersionSerializer})
+    @extend_schema(request=None, responses={
+        200: ModelVersionSerializer,
+        409: OpenApiResponse(ERROR, description="An artifact of the version cannot be fetched.")})
     @action(detail=True, methods=["post"])
     def rollback(self, request: Request, pk: str | None = None) -> Response:
         """Serve this version again (re-activates its index)."""
         version = self.get_object()
-        rollback(version)
+        try:
+            rollback(version)
+        except VersionUnavailable as exc:
+            return Response({"detail": f"Version {version.pk} cannot be served. {exc}"}, status.HTTP_409_CONFLICT)
         version.refresh_from_db()
         return Response(ModelVersionSerializer(version).data)
 

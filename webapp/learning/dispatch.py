@@ -11,6 +11,8 @@ and beat's housekeeping sends it again once the broker is back.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Sequence
 
 from django.conf import settings
@@ -29,6 +31,15 @@ HOUSEKEEPING = "webapp.learning.tasks.housekeeping"
 EVALUATE_VERSION = "webapp.learning.tasks.evaluate_model_version"
 
 ROUTES = {EXECUTE_RUN: TRAINING, LEARN_ONLINE: TRAINING}  # every other task: DEFAULT
+INSPECT_TIMEOUT_SECONDS = 1.0  # how long to wait for workers to say which queues they consume
+INSPECT_EVERY_SECONDS = 10.0  # their answer is remembered this long per process
+
+_inspected_lock = threading.Lock()
+_inspected: tuple[float, frozenset[str] | None] = (float("-inf"), None)
+
+
+class NoConsumer(RuntimeError):
+    """No worker consumes the queue a task would be sent to; the message says which and what to do."""
 
 
 def route(name: str, args, kwargs, options, task=None, **kw) -> dict:
@@ -71,3 +82,41 @@ def send_online_update() -> bool:
 
 def send_evaluation(version_id: int) -> bool:
     return send(EVALUATE_VERSION, [version_id])
+
+
+def consumed_queues() -> frozenset[str] | None:
+    """The queues running workers consume (Celery's inspect active_queues, remembered for
+    INSPECT_EVERY_SECONDS); None when no worker answered or the broker is unreachable: unknown."""
+    global _inspected
+    with _inspected_lock:
+        checked_at, queues = _inspected
+        if time.monotonic() - checked_at < INSPECT_EVERY_SECONDS:
+            return queues
+        try:
+            replies = celery_app.control.inspect(timeout=INSPECT_TIMEOUT_SECONDS).active_queues() or {}
+        except Exception as exc:  # broker down: the send fails too and the run waits for housekeeping
+            logger.warning("Cannot ask the workers which queues they consume: %s", exc)
+            replies = {}
+        queues = frozenset(queue["name"] for listed in replies.values() for queue in listed or ()) or None
+        _inspected = (time.monotonic(), queues)
+        return queues
+
+
+def forget_consumers() -> None:
+    """Ask the workers again on the next check (tests; a worker was started or stopped)."""
+    global _inspected
+    with _inspected_lock:
+        _inspected = (float("-inf"), None)
+
+
+def require_consumer(queue: str) -> None:
+    """Raise NoConsumer when workers answer and none of them consumes `queue`. When no worker answers the
+    task is sent anyway; a run nobody takes is failed after REFIND_QUEUE_WAIT_SECONDS (housekeeping)."""
+    if celery_app.conf.task_always_eager:
+        return  # tasks run in this process
+    queues = consumed_queues()
+    if queues is None or queue in queues:
+        return
+    hint = " (device=cuda needs a GPU worker: docker compose --profile gpu)" if queue == GPU else ""
+    raise NoConsumer(f"No worker consumes the {queue} queue{hint}; running workers consume "
+                     f"{', '.join(sorted(queues))}. Nothing was started.")

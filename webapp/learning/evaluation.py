@@ -25,6 +25,7 @@ from webapp.feedback.splits import is_heldout_impression
 from webapp.gallery.features import ensure_features
 from webapp.gallery.indexing import gallery_vectors, indexable_ids
 from webapp.gallery.models import Image, ModelVersion
+from webapp.gallery.state import gallery_state
 from webapp.runtime import runtime
 
 MIN_LABELLED_QUERIES = 2
@@ -110,7 +111,7 @@ def evaluate_version(version: ModelVersion) -> dict:
     """Compute and store the version's report."""
     report = {**{k: v for k, v in (version.metrics or {}).items() if k in ("guard", "promotion_evidence")},
               "labelled": labelled_report(version), "feedback": feedback_report(version),
-              "evaluated_at": timezone.now().isoformat()}
+              "gallery": gallery_state(), "evaluated_at": timezone.now().isoformat()}
     ModelVersion.objects.filter(pk=version.pk).update(metrics=report)
     version.metrics = report
     return report
@@ -163,6 +164,7 @@ def heldout_clicks() -> list[tuple[int, int]]:
     if settings.LEARNING_HELDOUT_IMPRESSION_EVERY <= 0:
         return []
     rows = (Judgement.objects.exclude(kind=Judgement.Kind.DISSIMILAR).order_by("id")
+            .exclude(image__role=Image.Role.REMOVED).exclude(impression__query__role=Image.Role.REMOVED)
             .values_list("impression_id", "impression__query_id", "image_id"))
     return [(int(q), int(i)) for impression_id, q, i in rows if is_heldout_impression(impression_id)]
 

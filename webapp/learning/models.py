@@ -23,8 +23,9 @@ class TrainingRun(models.Model):
         REJECTED = "rejected", "Rejected by the promotion guard"
         UNCHANGED = "unchanged", "Nothing new to learn"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
 
-    FINISHED = (Status.PROMOTED, Status.REJECTED, Status.UNCHANGED, Status.FAILED)
+    FINISHED = (Status.PROMOTED, Status.REJECTED, Status.UNCHANGED, Status.FAILED, Status.CANCELLED)
 
     mode = models.CharField(max_length=10, choices=Mode.choices)
     params = models.JSONField(default=dict, blank=True)

@@ -10,7 +10,7 @@ from django.conf import settings
 from training.paired_test import compare, decide
 from webapp import artifacts
 from webapp.gallery import indexing
-from webapp.gallery.models import IndexVersion, ModelVersion
+from webapp.gallery.models import TUNED, IndexVersion, ModelVersion
 from webapp.learning import dispatch
 from webapp.learning.evaluation import GuardQueries, guard_hits, guard_queries
 
@@ -76,11 +76,32 @@ def promote_or_reject(candidate: ModelVersion) -> bool:
     return promoted
 
 
+class VersionUnavailable(RuntimeError):
+    """A model version cannot be served: one of its artifacts cannot be fetched (the message says which)."""
+
+
+def _fetchable(kind: str, name: str) -> None:
+    try:
+        artifacts.fetch(name)
+    except OSError as exc:
+        raise VersionUnavailable(f"Its {kind} ({name}) cannot be fetched from the storage: {exc}") from exc
+
+
 def rollback(version: ModelVersion) -> IndexVersion:
-    """Serve `version` again: re-activate its newest index if it covers today's gallery, else rebuild."""
+    """Serve `version` again: re-activate its newest index if it covers today's gallery, else rebuild.
+
+    Raises VersionUnavailable, activating nothing, when its head, tuned backbone or index cannot be fetched,
+    or when retention pruned it (webapp/gallery/retention.py)."""
+    if version.pruned_at is not None:
+        raise VersionUnavailable("It was pruned by retention (prune_artifacts): its artifacts are deleted.")
+    if version.head_file:
+        _fetchable("metric head", version.head_file)
+    if TUNED in version.backbone:
+        _fetchable("tuned backbone", version.backbone.partition(TUNED)[2])
     latest = version.indexes.order_by("-id").first()
     indexable = len(indexing.indexable_ids(version.backbone))
-    if latest is not None and latest.ntotal == indexable and artifacts.exists(latest.path):
+    if latest is not None and latest.ntotal == indexable:
+        _fetchable("index", latest.path)
         latest.activate()
         return latest
     return indexing.build_and_activate(version)

@@ -42,6 +42,7 @@ def run_online_update_if_needed() -> int | None:
         return None  # a run is in progress; its end (or the beat task) picks the triplets up
     try:
         run = start_run(RunParameters.of(TrainingRun.Mode.OAHU, trigger="feedback"))
-    except claims.TrainingBusy:
+    except (claims.TrainingBusy, dispatch.NoConsumer) as exc:  # no training worker: the triplets wait
+        logger.info("No online update now: %s", exc)
         return None
     return run.pk

@@ -23,9 +23,10 @@ def learn_online() -> int | None:
 
 @shared_task
 def housekeeping() -> dict:
-    """Periodic: fail dead runs, re-send runs the broker missed, pick up waiting triplets."""
-    return {"reaped": runs.reap_stale_runs(), "resent": runs.resend_queued_runs(),
-            "online_run": scheduling.run_online_update_if_needed()}
+    """Periodic, on the `default` queue: fail dead runs and runs nobody took, re-send runs the broker missed,
+    pick up waiting triplets."""
+    return {"reaped": runs.reap_stale_runs(), "unserved": runs.fail_unserved_runs(),
+            "resent": runs.resend_queued_runs(), "online_run": scheduling.run_online_update_if_needed()}
 
 
 @shared_task

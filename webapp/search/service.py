@@ -9,11 +9,13 @@ from django.conf import settings
 
 from retrieval.extraction import preprocess
 from retrieval.images import ImageRejected, decode_image
-from retrieval.index import LoadedIndex, search
+from retrieval.index import LoadedIndex
 from webapp.gallery.features import ensure_features
 from webapp.gallery.models import Image, ModelVersion
 from webapp.gallery.storing import store_image
 from webapp.runtime import runtime
+from webapp.search import ranking
+from webapp.search.refine import SessionFeedback, adjusted_query
 
 
 class SearchUnavailable(RuntimeError):
@@ -35,6 +37,7 @@ class SearchResult:
     hits: list[Hit]
     offset: int
     has_more: bool
+    feedback: SessionFeedback | None = None  # set when the page was ranked with the adjusted query
 
 
 def served() -> tuple[LoadedIndex, ModelVersion]:
@@ -69,25 +72,33 @@ def store_query(data: bytes, original_name: str = "", backbone: str | None = Non
 
 def search_similar(
     query: Image, k: int = settings.SEARCH_DEFAULT_K, offset: int = 0,
-    index: tuple[LoadedIndex, ModelVersion] | None = None,
+    index: tuple[LoadedIndex, ModelVersion] | None = None, feedback: SessionFeedback | None = None,
 ) -> SearchResult:
     """Rank the gallery for a stored image with `index` (default: served()); the query itself (same
-    SHA-256) is never a result."""
+    SHA-256) is never a result.
+
+    With `feedback` (what the requester marked on earlier pages of this query), the page is the best
+    `k` results not shown to them yet under the adjusted query (webapp/search/refine.py), numbered on
+    from `offset`."""
     loaded, version = index or served()
     query_id = np.array([query.pk])
     vector = runtime.embed(version, ensure_features(query_id, version.backbone).get(query_id))
-    wanted = offset + k + 1  # one more: the query may be in the gallery
-    scores, ids = search(loaded.index, vector, wanted + 1)
-    ranked = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0 and i != query.pk]
-    page = ranked[offset : offset + k]
+    if feedback:
+        vector = adjusted_query(version, vector, feedback)
+        ranked = ranking.rank(loaded, version, vector, k + 1, exclude={query.pk, *feedback.shown}, expand=False)
+        page = ranked[:k]
+    else:
+        feedback = None
+        ranked = ranking.rank(loaded, version, vector, offset + k + 1, exclude={query.pk})
+        page = ranked[offset : offset + k]
     images = Image.objects.in_bulk([i for i, _ in page])
     hits = [
         Hit(images[i], score, offset + rank + 1)
         for rank, (i, score) in enumerate(page)
         if i in images and images[i].role == Image.Role.GALLERY
     ]
-    has_more = len(ranked) > offset + k
-    return SearchResult(query, version, loaded.version, hits, offset, has_more)
+    has_more = len(ranked) > (k if feedback else offset + k)
+    return SearchResult(query, version, loaded.version, hits, offset, has_more, feedback)
 
 
 def search_upload(data: bytes, original_name: str = "", k: int = settings.SEARCH_DEFAULT_K) -> SearchResult:

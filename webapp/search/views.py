@@ -21,6 +21,7 @@ from webapp.feedback.triplets import live_verdicts
 from webapp.gallery import privacy
 from webapp.gallery.models import Image
 from webapp.search import service
+from webapp.search.refine import session_feedback
 from webapp.throttling import throttled
 
 PAGE_SIZE = settings.SEARCH_DEFAULT_K
@@ -36,7 +37,7 @@ def _results(request: HttpRequest, result: service.SearchResult, weak_shown: boo
         "result": result, "impression": impression, "next_offset": result.offset + len(result.hits),
         "cutoff": cutoff, "strong_count": len(strong), "first_weak": None if weak_shown else first_weak,
         "weak_shown": weak_shown or first_weak is not None, "results_url": _results_url(result.query, 0),
-        "gallery_size": _gallery_size(),
+        "gallery_size": _gallery_size(), "feedback": result.feedback,
     }
     fragment = request.htmx and not request.htmx.history_restore_request
     if fragment and result.offset > 0:
@@ -94,8 +95,11 @@ def search_similar(request: HttpRequest, image_id: int) -> HttpResponse:
         return _error(request, _("offset must be a whole number."))
     if not 0 <= offset <= MAX_OFFSET:
         return _error(request, _("offset must be between 0 and %(max)d.") % {"max": MAX_OFFSET})
+    # "Show more" and "Refine" rank with what this person marked on earlier pages of this query, if anything
+    refine = offset > 0 or request.GET.get("refine") == "1"
+    feedback = session_feedback(impressions.owned_by(request), query.pk) if refine else None
     try:
-        result = service.search_similar(query, k=PAGE_SIZE, offset=offset)
+        result = service.search_similar(query, k=PAGE_SIZE, offset=offset, feedback=feedback)
     except ANSWERED as exc:
         return _error(request, str(exc), status=status_of(exc))
     if offset and not result.hits:

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from PIL import Image as PILImage
 
 from tests.webapp.browser.support import search_with
 
@@ -49,9 +50,14 @@ def test_results_have_urls_that_back_forward_and_reload_restore(page, shot, live
     shot("bookmark")
 
 
-def test_an_uploaded_querys_url_is_its_uploaders(page, browser, live_server, gallery, demo_folder: Path) -> None:
-    search_with(page, live_server.url, demo_folder / "gold-stars" / "gold-stars-002.jpg")
+def test_an_uploaded_querys_url_is_its_uploaders(page, browser, live_server, gallery, demo_folder: Path,
+                                                 tmp_path: Path) -> None:
+    photo = tmp_path / "my-own-stars.jpg"  # not a gallery image's bytes (those are public gallery images)
+    PILImage.open(demo_folder / "gold-stars" / "gold-stars-002.jpg").rotate(90).save(photo)
+    search_with(page, live_server.url, photo)
     url = page.url
+    page.reload()
+    page.wait_for_selector("#result-grid .hit")  # the uploader can come back to it
     stranger = browser.new_context()
     try:
         answer = stranger.new_page().goto(url)
