@@ -8,6 +8,8 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from retrieval.index import IndexFactoryError, validate_factory
+from retrieval.inference import DEFAULT_PATH as DEFAULT_INFERENCE_PATH
+from retrieval.inference import PATHS as INFERENCE_PATHS
 from retrieval.pooling import SEPARATOR, PoolingError, parse_pooling, pooled_name
 from webapp.env import (
     env_bool,
@@ -167,6 +169,10 @@ HNSW_EF_SEARCH = env_int("REFIND_HNSW_EF_SEARCH", 128, minimum=1, maximum=100_00
 SEARCH_THREADS = env_int("REFIND_SEARCH_THREADS", 1, minimum=1, maximum=256)
 EXTRACT_BATCH_SIZE = env_int("REFIND_EXTRACT_BATCH_SIZE", 16, minimum=1, maximum=512)
 EXTRACT_PARALLEL = env_int("REFIND_EXTRACT_PARALLEL", os.cpu_count() or 1, minimum=1, maximum=256)
+# How the backbone runs (retrieval/inference.py, docs/benchmarks.md §11): ONNX Runtime int8 or fp32, or torch.
+INFERENCE = env_choice("REFIND_INFERENCE", DEFAULT_INFERENCE_PATH, set(INFERENCE_PATHS))
+# This host's exported (ONNX) models, named by their content: safe to share between data dirs of one host.
+EXPORTS_DIR = Path(env_str("REFIND_EXPORTS_DIR", str(DATA_DIR / "exported"))).resolve()
 SEARCH_DEFAULT_K = 20
 SEARCH_MAX_K = 100
 # Feedback → triplets (docs/feedback.md)

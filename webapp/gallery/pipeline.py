@@ -14,6 +14,7 @@ from retrieval.backbones import Backbone, load_backbone
 from retrieval.extraction import FeatureExtractor
 from retrieval.feature_store import FeatureStore
 from retrieval.heads import MetricHead, load_head
+from retrieval.inference import Forward, make_forward
 from webapp import artifacts
 from webapp.gallery.models import ModelVersion
 
@@ -29,8 +30,26 @@ def backbone(name: str | None = None) -> Backbone:
 
 
 def extractor(name: str | None = None) -> FeatureExtractor:
+    """The named (default: configured) backbone's extractor on the configured inference path (``REFIND_INFERENCE``)."""
     return _cached(_extractors, name or settings.BACKBONE, lambda key: FeatureExtractor(
-        backbone(key), settings.EXTRACT_BATCH_SIZE, parallel=settings.EXTRACT_PARALLEL))
+        backbone(key), settings.EXTRACT_BATCH_SIZE, parallel=settings.EXTRACT_PARALLEL, forward=forward(key)))
+
+
+def forward(name: str, path: str | None = None) -> Forward:
+    """The forward pass of backbone `name` on `path` (default: configured). Exported models live in this
+    host's EXPORTS_DIR; a tuned backbone's is fetched from beside its weights when its run published it."""
+    weights = name.partition(TUNED)[2]
+
+    def published(key: str):
+        artifact = exported_artifact_name(weights, key)
+        return artifacts.fetch(artifact) if weights and artifacts.exists(artifact) else None
+
+    return make_forward(backbone(name), path or settings.INFERENCE, settings.EXPORTS_DIR, published)
+
+
+def exported_artifact_name(weights: str, key: str) -> str:
+    """Where a backbone run publishes the exported model (`retrieval.inference.export_key`) of its tuned weights."""
+    return f"{weights}.{key}.onnx"
 
 
 def base_backbone_name(name: str) -> str:
