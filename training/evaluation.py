@@ -75,6 +75,27 @@ def evaluate(
     reference = embeddings[order]
     reference_labels = labels[order]
     num_queries = int(query_mask.sum())
+    return _metrics(reference[:num_queries], reference_labels[:num_queries], reference, reference_labels,
+                    True, ks, include_nmi)
+
+
+def evaluate_against(
+    queries: np.ndarray,
+    query_labels: np.ndarray,
+    reference: np.ndarray,
+    reference_labels: np.ndarray,
+    ks: Sequence[int] = DEFAULT_KS,
+    include_nmi: bool = True,
+) -> dict[str, float]:
+    """The same metrics for queries that are *not* in the reference set (held-out queries searched
+    against an index that never held them); nothing is excluded."""
+    return _metrics(np.ascontiguousarray(queries, dtype=np.float32), np.asarray(query_labels),
+                    np.ascontiguousarray(reference, dtype=np.float32), np.asarray(reference_labels),
+                    False, ks, include_nmi)
+
+
+def _metrics(queries: np.ndarray, query_labels: np.ndarray, reference: np.ndarray, reference_labels: np.ndarray,
+             ref_includes_query: bool, ks: Sequence[int], include_nmi: bool) -> dict[str, float]:
     exclude = () if include_nmi else ("NMI",)
     calculator = RecallAccuracyCalculator(
         ks=ks,
@@ -82,11 +103,7 @@ def evaluate(
         exclude=exclude,
     )
     raw = calculator.get_accuracy(
-        reference[:num_queries],
-        reference_labels[:num_queries],
-        reference,
-        reference_labels,
-        ref_includes_query=True,
+        queries, query_labels, reference, reference_labels, ref_includes_query=ref_includes_query,
     )
     result = {f"recall@{k}": raw[f"recall_at_{k}"] for k in ks}
     if include_nmi:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from retrieval.index import IndexFactoryError, validate_factory
@@ -78,6 +79,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's assets, served from here (no CDN)
+    "csp",
     "django_celery_beat",
     "webapp.gallery",
     "webapp.search",
@@ -96,6 +99,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -191,11 +195,17 @@ ONLINE_TRIPLET_SOURCES = env_list("REFIND_ONLINE_TRIPLET_SOURCES", ["click", "ex
                                   choices={"click", "explicit", "transitive", "label"})
 BATCH_DEFAULT_LOSS = env_str("REFIND_BATCH_LOSS", "multi_similarity")
 TRAINING_DEVICE = env_choice("TRAINING_DEVICE", "auto", {"auto", "cpu", "cuda"})
-GUARD_MAX_QUERIES = env_int("REFIND_GUARD_MAX_QUERIES", 500, minimum=10)
+# Promotion guard (docs/learning.md): a paired test of candidate vs active on the same queries
+PROMOTION_GUARD = env_choice("REFIND_PROMOTION_GUARD", "paired", {"paired", "off"})  # off: promote every candidate
+GUARD_MAX_QUERIES = env_int("REFIND_GUARD_MAX_QUERIES", 10_000, minimum=10)
+GUARD_MIN_DISCORDANT = env_int("REFIND_GUARD_MIN_DISCORDANT", 10, minimum=1)
+GUARD_CONFIDENCE = min(0.999, env_float("REFIND_GUARD_CONFIDENCE", 0.95, minimum=0.5))
 PROMOTION_TOLERANCE_POINTS = env_float("REFIND_PROMOTION_TOLERANCE_POINTS", 0.5, minimum=0.0)
 LEARNING_HELDOUT_IMPRESSION_EVERY = env_int("REFIND_HELDOUT_IMPRESSION_EVERY", 5, minimum=0)
 LEARNING_STALE_SECONDS = env_int("REFIND_STALE_RUN_SECONDS", 120, minimum=5)
 INDEX_CHECK_SECONDS = env_float("REFIND_INDEX_CHECK_SECONDS", 1.0, minimum=0.0)
+# Results scoring below this similarity are set apart as "weaker matches" (measured: docs/benchmarks.md §12)
+RELEVANCE_CUTOFF = env_float("REFIND_RELEVANCE_CUTOFF", 0.5, minimum=-1.0)
 
 # Celery: an embedded filesystem broker by default (no server); Redis or RabbitMQ by URL.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
@@ -260,11 +270,24 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Search a gallery by image; the results people click teach the model.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",  # Swagger UI from drf-spectacular-sidecar's static files, not a CDN
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "webapp.api_schema.add_error_responses",
     ],
+}
+
+# Content-Security-Policy (django-csp): scripts, styles, fonts and connections from this origin only, no
+# inline script or style, no eval; images also as data: (Swagger UI's icons) and blob: (the upload preview).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF], "script-src": [SELF], "style-src": [SELF], "img-src": [SELF, "data:", "blob:"],
+        "font-src": [SELF], "connect-src": [SELF], "object-src": [NONE], "base-uri": [SELF],
+        "form-action": [SELF], "frame-ancestors": [NONE],
+    },
 }
 
 LOGGING = {

@@ -3,11 +3,12 @@
 from django.conf import settings
 from django.contrib import admin
 from django.core.files.storage import default_storage
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.defaults import page_not_found
 from django.views.static import serve
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from webapp.artifacts import local_root
 
@@ -30,7 +31,9 @@ urlpatterns = [
     path("api/v1/", include("webapp.learning.api_urls")),
     path("api/v1/", include("webapp.gallery.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up script as a file (no inline script for the CSP).
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    path("favicon.ico", lambda request: HttpResponsePermanentRedirect(static("favicon.svg"))),
     path("admin/", admin.site.urls),
     path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", media),
 ]

@@ -98,7 +98,7 @@ def test_disk_full_while_writing_a_model(
     mode, where, storage_root, split_demo, settings, monkeypatch, eager_tasks
 ) -> None:
     settings.ONLINE_MIN_NEW_TRIPLETS = 1
-    settings.PROMOTION_TOLERANCE_POINTS = 100.0
+    settings.PROMOTION_GUARD = "off"
     query = Image.objects.filter(split=Image.Split.FEEDBACK).first()
     before, versions = _serving(query), ModelVersion.objects.count()
     give_feedback(queries=4)

@@ -46,7 +46,7 @@ def test_web_host_serves_what_worker_hosts_publish(
     object_storage, demo_folder, tmp_path, settings, monkeypatch, eager_tasks
 ) -> None:
     settings.ONLINE_MIN_NEW_TRIPLETS = 1
-    settings.PROMOTION_TOLERANCE_POINTS = 100.0  # about the plumbing; the guard has its own tests
+    settings.PROMOTION_GUARD = "off"  # about the plumbing; the guard has its own tests
     worker, web, trainer = tmp_path / "host-a", tmp_path / "host-b", tmp_path / "host-c"
 
     become_host(settings, monkeypatch, worker)

@@ -109,14 +109,18 @@ def test_someone_elses_impression_is_not_found(client_alice) -> None:
     assert Judgement.objects.count() == 0
 
 
-def test_contradicting_verdict_is_a_409(client_alice, alice) -> None:
+def test_a_changed_verdict_replaces_the_earlier_one(client_alice, alice) -> None:
     query = make_images(1, role=Image.Role.QUERY)[0]
-    shown = make_images(2)
+    shown = make_images(3)
     make_impression(query, shown, session_key="", user=alice)
-    body = {"query_id": query.pk, "image_id": shown[0].pk, "judgement": "similar"}
-    assert client_alice.post("/api/v1/feedback/", body, format="json").status_code == 201
-    response = client_alice.post("/api/v1/feedback/", {**body, "judgement": "dissimilar"}, format="json")
-    assert response.status_code == 409 and "already marked similar" in response.json()["detail"]
+    dissimilar = {"query_id": query.pk, "image_id": shown[0].pk, "judgement": "dissimilar"}
+    assert client_alice.post("/api/v1/feedback/", dissimilar, format="json").status_code == 201
+    similar = {"query_id": query.pk, "image_id": shown[1].pk, "judgement": "similar"}
+    assert client_alice.post("/api/v1/feedback/", similar, format="json").json()["triplets_created"] == 1
+    response = client_alice.post("/api/v1/feedback/", {**dissimilar, "judgement": "similar"}, format="json")
+    assert response.status_code == 201 and response.json()["triplets_retracted"] == 1
+    live = Judgement.objects.filter(retracted_at__isnull=True, image=shown[0])
+    assert list(live.values_list("kind", flat=True)) == ["similar"]
 
 
 @pytest.fixture

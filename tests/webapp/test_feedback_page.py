@@ -44,15 +44,24 @@ def test_a_click_opens_the_image_and_is_recorded_once(gallery, demo_folder: Path
     assert Judgement.objects.filter(impression=impression).count() == 1
 
 
-def test_verdicts_are_acknowledged_and_conflicts_explained(gallery, demo_folder: Path) -> None:
+def _pressed(html: str) -> list[str]:
+    return re.findall(r'data-verdict="(\w+)" aria-pressed="true"', html)
+
+
+def test_a_verdict_can_be_changed_and_undone_and_the_buttons_show_it(gallery, demo_folder: Path) -> None:
     client = Client()
     impression, _ = _search(client, demo_folder)
-    image_id = impression.shown[4]
-    yes = client.post("/feedback/", {"impression": impression.pk, "image": image_id, "judgement": "similar"}, **HTMX)
-    assert yes.status_code == 200 and "Marked similar" in yes.content.decode()
-    no = client.post("/feedback/", {"impression": impression.pk, "image": image_id, "judgement": "dissimilar"},
-                     **HTMX)
-    assert no.status_code == 409 and "already marked similar" in no.content.decode()
+    post = {"impression": impression.pk, "image": impression.shown[4]}
+    yes = client.post("/feedback/", {**post, "judgement": "similar"}, **HTMX).content.decode()
+    assert "Marked similar" in yes and _pressed(yes) == ["similar"]
+    assert '"judgement": "undo"' in yes  # pressing "Similar" again undoes it
+    no = client.post("/feedback/", {**post, "judgement": "dissimilar"}, **HTMX)
+    assert no.status_code == 200 and "Marked not similar" in no.content.decode()
+    assert _pressed(no.content.decode()) == ["dissimilar"]
+    undone = client.post("/feedback/", {**post, "judgement": "undo"}, **HTMX).content.decode()
+    assert "Verdict removed" in undone and _pressed(undone) == []
+    live = Judgement.objects.filter(impression=impression, explicit=True, retracted_at__isnull=True)
+    assert not live.exists() and Judgement.objects.filter(impression=impression, explicit=True).count() == 2
 
 
 def test_another_visitors_page_cannot_be_judged(db) -> None:

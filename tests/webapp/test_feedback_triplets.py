@@ -6,8 +6,10 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from tests.webapp.feedback_factory import make_images, make_impression
-from webapp.feedback.models import Triplet
-from webapp.feedback.triplets import FeedbackConflict, FeedbackRejected, record_judgement
+from webapp.feedback import consumer
+from webapp.feedback.models import Judgement, Triplet
+from webapp.feedback.triplets import FeedbackRejected, live_verdicts, record_judgement, undo_verdict
+from webapp.feedback.usable import usable_triplets
 from webapp.gallery.models import Image
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +66,11 @@ def test_explicit_verdicts_pair_every_similar_with_every_dissimilar() -> None:
     assert _triplets("explicit") == {(q, r[0].pk, r[3].pk), (q, r[0].pk, r[4].pk)}
 
 
-def test_judgements_are_idempotent_and_contradictions_refused() -> None:
+def _usable() -> set[tuple[int, int, int]]:
+    return set(usable_triplets(Triplet.objects.all()).values_list("anchor_id", "positive_id", "negative_id"))
+
+
+def test_judgements_are_idempotent_and_a_changed_verdict_replaces_the_earlier_one() -> None:
     query = make_images(1, role=Image.Role.QUERY)[0]
     r = make_images(3)
     impression = make_impression(query, r)
@@ -73,9 +79,54 @@ def test_judgements_are_idempotent_and_contradictions_refused() -> None:
     assert first.created and not again.created and again.triplets_created == 0
     assert again.judgement.pk == first.judgement.pk
     record_judgement(impression, r[2].pk, "similar")  # a click and an explicit verdict can coexist
-    with pytest.raises(FeedbackConflict, match="already marked similar"):
-        record_judgement(impression, r[2].pk, "dissimilar")
-    assert impression.judgements.count() == 2
+    changed = record_judgement(impression, r[2].pk, "dissimilar")
+    assert changed.created and live_verdicts(impression) == {r[2].pk: "dissimilar"}
+    assert impression.judgements.count() == 3 and impression.judgements.filter(retracted_at__isnull=False).count() == 1
+
+
+def test_changing_a_verdict_retracts_its_triplets_and_the_ones_paired_with_it() -> None:
+    query = make_images(1, role=Image.Role.QUERY)[0]
+    r = make_images(5)
+    impression = make_impression(query, r)
+    q = query.pk
+    record_judgement(impression, r[1].pk, "dissimilar")
+    record_judgement(impression, r[3].pk, "similar")  # (q, r3, r1) explicit; (q, r3, r2), (q, r3, r0) skip-above
+    assert (q, r[3].pk, r[1].pk) in _usable()
+    changed = record_judgement(impression, r[1].pk, "similar")  # r1 was similar after all
+    assert changed.triplets_retracted >= 1
+    assert (q, r[3].pk, r[1].pk) not in _usable()  # it needed "r1 not similar"
+    assert (q, r[3].pk, r[1].pk) in _triplets()  # still stored: append-only
+    assert (q, r[1].pk, r[0].pk) in _usable()  # the new verdict's own skip-above triplet
+
+
+def test_undo_removes_the_verdict_and_a_repeated_verdict_makes_fresh_triplets() -> None:
+    query = make_images(1, role=Image.Role.QUERY)[0]
+    r = make_images(3)
+    impression = make_impression(query, r)
+    record_judgement(impression, r[2].pk, "similar")
+    before = _usable()
+    assert before and undo_verdict(impression, r[2].pk) == len(before)
+    assert _usable() == set() and live_verdicts(impression) == {}
+    assert undo_verdict(impression, r[2].pk) is None  # nothing left to undo
+    again = record_judgement(impression, r[2].pk, "similar")
+    assert again.created and _usable() == before  # new rows (generation 1) that learners will read
+    assert Triplet.objects.filter(generation=1).count() == len(before)
+    assert Judgement.objects.filter(image=r[2], retracted_at__isnull=True).count() == 1
+
+
+def test_learners_that_have_not_read_a_retracted_triplet_skip_it() -> None:
+    query = make_images(1, role=Image.Role.QUERY)[0]
+    r = make_images(4)
+    impression = make_impression(query, r)
+    record_judgement(impression, r[3].pk, "click")
+    record_judgement(impression, r[2].pk, "dissimilar")
+    assert consumer.pending(0) == len(_usable()) > 0
+    undo_verdict(impression, r[2].pk)
+    batch = consumer.read_batch(0)
+    read = set(zip(batch.anchors.tolist(), batch.positives.tolist(), batch.negatives.tolist(), strict=True))
+    assert read == _usable() and all(negative != r[2].pk or source != "explicit"
+                                     for (_, _, negative), source in zip(read, batch.sources, strict=True))
+    assert consumer.pending(0) == len(read)
 
 
 def test_a_result_that_was_not_shown_is_rejected() -> None:

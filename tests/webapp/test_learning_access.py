@@ -68,7 +68,7 @@ def test_dashboard_trigger_runs_and_a_second_trigger_is_refused(split_demo, staf
 
 
 def test_api_trigger_validates_and_runs(split_demo, eager_tasks, settings) -> None:
-    settings.PROMOTION_TOLERANCE_POINTS = 100.0
+    settings.PROMOTION_GUARD = "off"
     client = APIClient()
     client.force_authenticate(get_user_model().objects.create_user("st", password="pw-staff-1234", is_staff=True))
     bad = client.post("/api/v1/training-runs/", {"mode": "batch", "loss": "no-such-loss"}, format="json")
@@ -96,7 +96,7 @@ def test_evaluate_command_prints_json(split_demo, capsys) -> None:
 
 
 def test_retrain_command_waits_for_the_end(split_demo, eager_tasks, capsys, settings) -> None:
-    settings.PROMOTION_TOLERANCE_POINTS = 100.0
+    settings.PROMOTION_GUARD = "off"
     call_command("retrain", mode="batch", loss="multi_similarity", epochs=1, data="labels", wait=True)
     out = capsys.readouterr().out
     assert "Started run" in out and "promoted" in out

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def backbone_run(split_demo, eager_tasks, settings) -> TrainingRun:
     """A finished batch run with `backbone: true` on feedback over the demo gallery (the guard let through)."""
-    settings.PROMOTION_TOLERANCE_POINTS = 100.0
+    settings.PROMOTION_GUARD = "off"
     give_feedback(queries=6, clicks=1)
     run = start_run(TrainingRun.Mode.BATCH, {"loss": "triplet", "epochs": 1, "batch_size": 12, "lr": 1e-3,
                                              "data": "triplets", "backbone": True, "device": "cpu"})

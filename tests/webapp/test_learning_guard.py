@@ -55,7 +55,7 @@ def test_the_guard_queries_are_spread_over_the_whole_heldout_half() -> None:
 
 def test_rollback_reactivates_an_earlier_version(split_demo, data_dir, settings) -> None:
     original = ModelVersion.objects.get(is_active=True)
-    settings.PROMOTION_TOLERANCE_POINTS = 100.0
+    settings.PROMOTION_GUARD = "off"
     candidate = _worse_version(data_dir)
     assert promote_or_reject(candidate) is True
     assert ModelVersion.objects.get(is_active=True) == candidate
@@ -85,7 +85,7 @@ def test_a_run_whose_worker_died_is_failed_and_frees_the_claim(db, settings) -> 
 
 @pytest.mark.parametrize("loss", ["triplet", "multi_similarity", "abtl"])
 def test_batch_fine_tuning_on_feedback_produces_a_candidate(split_demo, eager_tasks, settings, loss) -> None:
-    settings.PROMOTION_TOLERANCE_POINTS = 100.0
+    settings.PROMOTION_GUARD = "off"
     give_feedback()
     run = start_run(TrainingRun.Mode.BATCH, {"loss": loss, "epochs": 2, "lr": 1e-3, "data": "triplets"})
     run.refresh_from_db()
@@ -106,7 +106,7 @@ def test_batch_fine_tuning_on_labels_never_uses_held_out_labels(split_demo, eage
         seen["rows"] = len(features)
         return real(features, labels, triplets, **kwargs)
 
-    settings.PROMOTION_TOLERANCE_POINTS = 100.0
+    settings.PROMOTION_GUARD = "off"
     import unittest.mock
 
     with unittest.mock.patch.object(batch, "fine_tune", spy):

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 def test_an_online_run_learns_every_triplet_and_activates_a_new_index(split_demo, eager_tasks, settings) -> None:
     settings.ONLINE_MIN_NEW_TRIPLETS = 1
-    settings.PROMOTION_TOLERANCE_POINTS = 100.0  # this test is about the loop; the guard has its own
+    settings.PROMOTION_GUARD = "off"  # this test is about the loop; the guard has its own
     query = Image.objects.filter(split=Image.Split.FEEDBACK).order_by("id").first()
     before = service.search_similar(query, k=10)
     assert give_feedback() > 0

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from webapp.feedback import impressions
 from webapp.feedback.models import Judgement, Triplet
-from webapp.feedback.triplets import FeedbackConflict, FeedbackRejected, record_judgement
+from webapp.feedback.triplets import FeedbackRejected, record_judgement
 from webapp.gallery.models import Image
 
 ERROR = inline_serializer("FeedbackError", {"detail": serializers.CharField()})
@@ -36,6 +36,8 @@ class FeedbackResponseSerializer(serializers.Serializer):
     impression_id = serializers.IntegerField()
     created = serializers.BooleanField(help_text="False when the same judgement was already recorded.")
     triplets_created = serializers.IntegerField()
+    triplets_retracted = serializers.IntegerField(
+        help_text="Triplets of the result's earlier, opposite verdict, which this one replaced.")
 
 
 class FeedbackView(APIView):
@@ -49,7 +51,6 @@ class FeedbackView(APIView):
             200: OpenApiResponse(FeedbackResponseSerializer, description="Already recorded (idempotent)."),
             400: OpenApiResponse(ERROR, description="Malformed, or the image was not shown for that query."),
             404: OpenApiResponse(ERROR, description="No such query/image, or not your impression."),
-            409: OpenApiResponse(ERROR, description="The opposite verdict was already given."),
             429: OpenApiResponse(ERROR, description="Rate limit (REFIND_THROTTLE_FEEDBACK)."),
         },
         summary="Record a click or an explicit similar / not-similar judgement",
@@ -69,12 +70,11 @@ class FeedbackView(APIView):
                             status.HTTP_404_NOT_FOUND)
         try:
             recorded = record_judgement(impression, data["image_id"], data["judgement"])
-        except FeedbackConflict as exc:
-            return Response({"detail": str(exc)}, status.HTTP_409_CONFLICT)
         except FeedbackRejected as exc:
             return Response({"detail": str(exc)}, status.HTTP_400_BAD_REQUEST)
         body = {"judgement_id": recorded.judgement.pk, "impression_id": impression.pk,
-                "created": recorded.created, "triplets_created": recorded.triplets_created}
+                "created": recorded.created, "triplets_created": recorded.triplets_created,
+                "triplets_retracted": recorded.triplets_retracted}
         return Response(body, status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK)
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from webapp.feedback.models import ConsumerCursor, Triplet
+from webapp.feedback.usable import usable_triplets
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,8 @@ def open_cursor(name: str) -> ConsumerCursor:
 
 
 def read_batch(watermark: int, limit: int = 10_000) -> TripletBatch:
-    """The next `limit` triplets after `watermark`, in id order."""
-    rows = list(Triplet.objects.filter(id__gt=watermark).order_by("id").values_list(
+    """The next `limit` usable triplets after `watermark`, in id order (retracted ones are skipped)."""
+    rows = list(usable_triplets(Triplet.objects.filter(id__gt=watermark)).order_by("id").values_list(
         "id", "anchor_id", "positive_id", "negative_id", "judgement__impression_id", "source")[:limit])
     columns = np.array([(*row[:4], -1 if row[4] is None else row[4]) for row in rows], dtype=np.int64)
     columns = columns.reshape(-1, 5)
@@ -54,7 +55,7 @@ def read_batch(watermark: int, limit: int = 10_000) -> TripletBatch:
 
 
 def pending(watermark: int) -> int:
-    return Triplet.objects.filter(id__gt=watermark).count()
+    return usable_triplets(Triplet.objects.filter(id__gt=watermark)).count()
 
 
 def advance(name: str, *, expected: int, watermark: int, artifact: str) -> bool:

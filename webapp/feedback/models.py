@@ -36,7 +36,8 @@ class Impression(models.Model):
 
 
 class Judgement(models.Model):
-    """A click or an explicit verdict on one shown result. At most one of each kind per result."""
+    """A click or an explicit verdict on one shown result. At most one live click and one live verdict per
+    result; a changed or undone verdict is kept, marked retracted (its triplets too: TripletRetraction)."""
 
     class Kind(models.TextChoices):
         CLICK = "click", "Click"
@@ -49,11 +50,13 @@ class Judgement(models.Model):
     explicit = models.BooleanField(help_text="similar/dissimilar (one verdict per result) vs click")
     rank = models.PositiveIntegerField()
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    retracted_at = models.DateTimeField(null=True, blank=True, help_text="When the user changed or undid it.")
 
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["impression", "image", "explicit"], name="one_judgement_per_kind"),
+            models.UniqueConstraint(fields=["impression", "image", "explicit"], name="one_live_judgement_per_kind",
+                                    condition=Q(retracted_at__isnull=True)),
         ]
 
     def __str__(self) -> str:
@@ -89,6 +92,8 @@ class Triplet(models.Model):
     negative = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="+")
     source = models.CharField(max_length=16, choices=Source.choices, db_index=True)
     judgement = models.ForeignKey(Judgement, null=True, blank=True, on_delete=models.PROTECT, related_name="triplets")
+    generation = models.PositiveSmallIntegerField(
+        default=0, help_text="How many earlier copies of this triplet were retracted (a verdict given again).")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     objects = AppendOnlyQuerySet.as_manager()
@@ -96,7 +101,7 @@ class Triplet(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["anchor", "positive", "negative"], name="unique_triplet"),
+            models.UniqueConstraint(fields=["anchor", "positive", "negative", "generation"], name="unique_triplet"),
             models.CheckConstraint(
                 condition=~Q(positive=F("negative")) & ~Q(anchor=F("positive")) & ~Q(anchor=F("negative")),
                 name="triplet_members_differ",
@@ -113,6 +118,21 @@ class Triplet(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("Triplets are append-only.")
+
+
+class TripletRetraction(models.Model):
+    """A triplet no learner may use any more: the verdict it came from was changed or undone.
+
+    Append-only like triplets; `webapp.feedback.usable.usable_triplets` leaves retracted triplets out.
+    """
+
+    triplet = models.OneToOneField(Triplet, primary_key=True, on_delete=models.PROTECT, related_name="retraction")
+    judgement = models.ForeignKey(Judgement, on_delete=models.PROTECT, related_name="retractions",
+                                  help_text="The retracted judgement that caused it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"triplet {self.triplet_id} retracted (judgement {self.judgement_id})"
 
 
 class TripletLog(models.Model):

@@ -1,4 +1,7 @@
-"""Split a labelled gallery, per label and seeded, into a feedback half and a held-out half."""
+"""Split a labelled gallery, per label and seeded, into a feedback half and a held-out half.
+
+The held-out half leaves the served index (webapp/gallery/indexing.py): its images are the evaluation
+queries, searched as uploads are, and can never be shown, clicked or learned from."""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ import numpy as np
 from django.db import transaction
 
 from webapp.feedback.models import EvaluationSplit
-from webapp.gallery.models import Image
+from webapp.gallery import indexing
+from webapp.gallery.models import Image, IndexVersion
 
 
 def split_gallery(seed: int = 0, feedback_fraction: float = 0.5) -> EvaluationSplit:
@@ -29,12 +33,19 @@ def split_gallery(seed: int = 0, feedback_fraction: float = 0.5) -> EvaluationSp
         cut = int(round(len(ids) * feedback_fraction))
         feedback += ids[:cut].tolist()
         heldout += ids[cut:].tolist()
-    with transaction.atomic():
-        Image.objects.filter(role=Image.Role.GALLERY).update(split=Image.Split.NONE)
-        for chunk in range(0, len(feedback), 5000):
-            Image.objects.filter(pk__in=feedback[chunk : chunk + 5000]).update(split=Image.Split.FEEDBACK)
-        for chunk in range(0, len(heldout), 5000):
-            Image.objects.filter(pk__in=heldout[chunk : chunk + 5000]).update(split=Image.Split.HELDOUT)
-        return EvaluationSplit.objects.create(
-            seed=seed, feedback_fraction=feedback_fraction, feedback_count=len(feedback), heldout_count=len(heldout)
-        )
+    split = _store(seed, feedback_fraction, feedback, heldout)
+    if IndexVersion.objects.filter(is_active=True).exists():
+        indexing.build_and_activate()  # the index of the feedback half only
+    return split
+
+
+@transaction.atomic
+def _store(seed: int, feedback_fraction: float, feedback: list[int], heldout: list[int]) -> EvaluationSplit:
+    Image.objects.filter(role=Image.Role.GALLERY).update(split=Image.Split.NONE)
+    for chunk in range(0, len(feedback), 5000):
+        Image.objects.filter(pk__in=feedback[chunk : chunk + 5000]).update(split=Image.Split.FEEDBACK)
+    for chunk in range(0, len(heldout), 5000):
+        Image.objects.filter(pk__in=heldout[chunk : chunk + 5000]).update(split=Image.Split.HELDOUT)
+    return EvaluationSplit.objects.create(
+        seed=seed, feedback_fraction=feedback_fraction, feedback_count=len(feedback), heldout_count=len(heldout)
+    )

@@ -9,6 +9,10 @@ Transitive triplets (OAHU paper), from the relations all stored triplets assert 
 triplet (x, p, n); ~ is symmetric): a~p and p≁m give (a, p, m); a~p and p~q give a~q, hence (a, q, n)
 for a's negatives n; a≁n and q~a give (q, a, n). At most FEEDBACK_MAX_TRANSITIVE per judgement.
 Positives and negatives are always gallery images; a triplet's three members always differ.
+
+A later verdict on the same result replaces the earlier one and undo removes it: the earlier judgement is
+marked retracted and every triplet derived from it gets a TripletRetraction row (triplets stay
+append-only; `webapp.feedback.usable.usable_triplets` leaves them out for every learner).
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Count, Q
+from django.utils import timezone
 
-from webapp.feedback.models import Impression, Judgement, Triplet, TripletLog
+from webapp.feedback.models import Impression, Judgement, Triplet, TripletLog, TripletRetraction
+from webapp.feedback.usable import usable_triplets
 from webapp.gallery.models import Image
 
 Key = tuple[int, int, int]
@@ -30,19 +36,17 @@ class FeedbackRejected(ValueError):
     """The judgement cannot be recorded; the message says why (HTTP 400)."""
 
 
-class FeedbackConflict(FeedbackRejected):
-    """The result already has the opposite explicit verdict (HTTP 409)."""
-
-
 @dataclass(frozen=True)
 class Recorded:
     judgement: Judgement
     created: bool
     triplets_created: int
+    triplets_retracted: int = 0
 
 
 def record_judgement(impression: Impression, image_id: int, kind: str) -> Recorded:
-    """Store a judgement once and append the triplets it implies, in one transaction."""
+    """Store a judgement once and append the triplets it implies, in one transaction. A verdict opposite to
+    the result's live one replaces it (the old one and its triplets are retracted)."""
     if kind not in Judgement.Kind.values:
         raise FeedbackRejected(f"judgement must be one of {', '.join(Judgement.Kind.values)}.")
     rank = impression.rank_of(image_id)
@@ -52,33 +56,66 @@ def record_judgement(impression: Impression, image_id: int, kind: str) -> Record
     try:
         with transaction.atomic():
             TripletLog.objects.select_for_update().get_or_create(name="triplets")
-            existing = Judgement.objects.filter(impression=impression, image_id=image_id, explicit=explicit).first()
-            if existing is not None:
-                return _repeat(existing, kind)
+            existing = _live(impression, image_id, explicit).first()
+            if existing is not None and existing.kind == kind:
+                return Recorded(existing, False, 0)
+            retracted = _retract(existing) if existing is not None else 0
             judgement = Judgement.objects.create(
                 impression=impression, image_id=image_id, kind=kind, explicit=explicit, rank=rank
             )
             created = _append(judgement, direct_triplets(judgement))
             created += _append(judgement, transitive_triplets(judgement), Triplet.Source.TRANSITIVE)
     except IntegrityError:  # the same judgement arrived twice at once: the first one won
-        existing = Judgement.objects.get(impression=impression, image_id=image_id, explicit=explicit)
-        return _repeat(existing, kind)
-    return Recorded(judgement, True, created)
+        existing = _live(impression, image_id, explicit).get()
+        return Recorded(existing, False, 0)
+    return Recorded(judgement, True, created, retracted)
 
 
-def _repeat(existing: Judgement, kind: str) -> Recorded:
-    if existing.kind != kind:
-        raise FeedbackConflict(
-            f"Image {existing.image_id} is already marked {existing.get_kind_display().lower()} on this page."
-        )
-    return Recorded(existing, False, 0)
+def undo_verdict(impression: Impression, image_id: int) -> int | None:
+    """Remove the result's live similar / not-similar verdict; the number of triplets retracted, or None if
+    it had none."""
+    with transaction.atomic():
+        TripletLog.objects.select_for_update().get_or_create(name="triplets")
+        existing = _live(impression, image_id, explicit=True).first()
+        return None if existing is None else _retract(existing)
+
+
+def live_verdicts(impression: Impression) -> dict[int, str]:
+    """image id → its live explicit verdict on this results page."""
+    return dict(_live_judgements(impression).filter(explicit=True).values_list("image_id", "kind"))
+
+
+def _live_judgements(impression: Impression):
+    return impression.judgements.filter(retracted_at__isnull=True)
+
+
+def _live(impression: Impression, image_id: int, explicit: bool):
+    return _live_judgements(impression).filter(image_id=image_id, explicit=explicit)
+
+
+def _retract(judgement: Judgement) -> int:
+    """Mark `judgement` retracted and retract every usable triplet whose derivation needed it: its own, and on
+    the same page the ones that paired it with another verdict (a "not similar" n gave (a, p, n) to each
+    positive p; a positive p gave (a, p, n) to each "not similar" n unless p stays positive by a click)."""
+    judgement.retracted_at = timezone.now()
+    judgement.save(update_fields=["retracted_at"])
+    impression = judgement.impression
+    paired = Q(judgement=judgement)
+    siblings = Q(judgement__impression=impression, anchor_id=impression.query_id)
+    if not judgement.positive:
+        paired |= siblings & Q(negative_id=judgement.image_id, source=Triplet.Source.EXPLICIT)
+    elif not _live(impression, judgement.image_id, explicit=False).exists():
+        paired |= siblings & Q(positive_id=judgement.image_id, judgement__kind=Judgement.Kind.DISSIMILAR)
+    ids = list(usable_triplets(Triplet.objects.filter(paired)).values_list("id", flat=True))
+    TripletRetraction.objects.bulk_create(TripletRetraction(triplet_id=i, judgement=judgement) for i in ids)
+    return len(ids)
 
 
 def direct_triplets(judgement: Judgement) -> dict[Key, str]:
     """Triplets from one impression's judgements, keyed (anchor, positive, negative) → source."""
     impression = judgement.impression
     anchor = impression.query_id
-    siblings = list(impression.judgements.all())
+    siblings = list(_live_judgements(impression))
     positives = {j.image_id for j in siblings if j.positive}
     explicit_negatives = {j.image_id for j in siblings if j.kind == Judgement.Kind.DISSIMILAR}
     found: dict[Key, str] = {}
@@ -127,15 +164,17 @@ def _gallery_ids(ids: set[int]) -> set[int]:
 
 
 def _negatives_of(image_id: int) -> list[int]:
-    return sorted(set(Triplet.objects.filter(anchor_id=image_id).values_list("negative_id", flat=True)))
+    rows = usable_triplets(Triplet.objects.filter(anchor_id=image_id))
+    return sorted(set(rows.values_list("negative_id", flat=True)))
 
 
 def _similar_to(image_id: int) -> list[int]:
     """Images related to `image_id` by ~ (either direction) in stored triplets or positive judgements."""
-    forward = Triplet.objects.filter(anchor_id=image_id).values_list("positive_id", flat=True)
-    backward = Triplet.objects.filter(positive_id=image_id).values_list("anchor_id", flat=True)
-    judged = Judgement.objects.filter(Q(impression__query_id=image_id) & ~Q(kind=Judgement.Kind.DISSIMILAR))
-    judged_back = Judgement.objects.filter(Q(image_id=image_id) & ~Q(kind=Judgement.Kind.DISSIMILAR))
+    forward = usable_triplets(Triplet.objects.filter(anchor_id=image_id)).values_list("positive_id", flat=True)
+    backward = usable_triplets(Triplet.objects.filter(positive_id=image_id)).values_list("anchor_id", flat=True)
+    live = Judgement.objects.filter(retracted_at__isnull=True).exclude(kind=Judgement.Kind.DISSIMILAR)
+    judged = live.filter(impression__query_id=image_id)
+    judged_back = live.filter(image_id=image_id)
     related = {*forward, *backward, *judged.values_list("image_id", flat=True),
                *judged_back.values_list("impression__query_id", flat=True)}
     related.discard(image_id)
@@ -148,12 +187,21 @@ def _valid(key: Key) -> bool:
 
 
 def _existing(keys: Iterable[Key]) -> set[Key]:
+    """The keys among `keys` that a usable triplet already has."""
     keys = list(keys)
     if not keys:
         return set()
     anchors = {k[0] for k in keys}
-    rows = Triplet.objects.filter(anchor_id__in=anchors).values_list("anchor_id", "positive_id", "negative_id")
-    return set(rows)
+    rows = usable_triplets(Triplet.objects.filter(anchor_id__in=anchors))
+    return set(rows.values_list("anchor_id", "positive_id", "negative_id"))
+
+
+def _generations(keys: Iterable[Key]) -> dict[Key, int]:
+    """How many (retracted) copies of each key exist: the generation a new copy gets."""
+    anchors = {k[0] for k in keys}
+    rows = (Triplet.objects.filter(anchor_id__in=anchors).values("anchor_id", "positive_id", "negative_id")
+            .annotate(copies=Count("id")).values_list("anchor_id", "positive_id", "negative_id", "copies"))
+    return {(a, p, n): copies for a, p, n, copies in rows}
 
 
 def _append(judgement: Judgement, found: dict[Key, str], source: str | None = None) -> int:
@@ -162,8 +210,10 @@ def _append(judgement: Judgement, found: dict[Key, str], source: str | None = No
         return 0
     gallery = _gallery_ids({i for _, p, n in found for i in (p, n)})
     existing = _existing(found)
+    generations = _generations(found)
     new = [
-        Triplet(anchor_id=a, positive_id=p, negative_id=n, source=source or kind, judgement=judgement)
+        Triplet(anchor_id=a, positive_id=p, negative_id=n, source=source or kind, judgement=judgement,
+                generation=generations.get((a, p, n), 0))
         for (a, p, n), kind in found.items()
         if (a, p, n) not in existing and p in gallery and n in gallery
     ]

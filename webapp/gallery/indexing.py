@@ -22,9 +22,12 @@ EMBED_CHUNK = 8192
 
 def indexable_ids(backbone: str) -> np.ndarray:
     """Ids of gallery images with features (what an index holds); features stored by other hosts are
-    extracted on this one first (webapp/gallery/features.py)."""
+    extracted on this one first (webapp/gallery/features.py). Held-out images of an evaluation split are
+    never indexed: they are the evaluation queries, searched as uploads are, so they can never be shown,
+    clicked or learned from (docs/learning.md)."""
     gallery = np.fromiter(
-        Image.objects.filter(role=Image.Role.GALLERY).values_list("id", flat=True), dtype=np.int64
+        Image.objects.filter(role=Image.Role.GALLERY).exclude(split=Image.Split.HELDOUT)
+        .values_list("id", flat=True), dtype=np.int64
     )
     return gallery[ensure_features(gallery, backbone).contains(gallery)] if len(gallery) else gallery
 

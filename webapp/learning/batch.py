@@ -12,6 +12,7 @@ from retrieval.heads import save_head
 from training.trainer import fine_tune
 from webapp import artifacts
 from webapp.feedback.models import Triplet
+from webapp.feedback.usable import usable_triplets
 from webapp.gallery import pipeline
 from webapp.gallery.features import ensure_features
 from webapp.gallery.models import Image, ModelVersion
@@ -20,7 +21,7 @@ from webapp.learning.heads import LinearMetricHead
 
 
 def _training_triplets(max_id: int) -> np.ndarray:
-    rows = Triplet.objects.filter(id__lte=max_id).values_list(
+    rows = usable_triplets(Triplet.objects.filter(id__lte=max_id)).values_list(
         "anchor_id", "positive_id", "negative_id", "judgement__impression_id"
     )
     return np.array([r[:3] for r in rows if r[3] is None or not is_heldout_impression(r[3])],

@@ -1,7 +1,9 @@
 """Evaluation reports of model versions: labelled held-out Recall@K / NMI / MAP@R, and feedback Recall@K.
 
-Labelled: held-out images (Image.split) are the queries, the whole labelled gallery the reference,
-the query itself excluded (training.evaluation). Without a split every labelled image is a query.
+Labelled, leak-free: held-out images (Image.split) are the queries; they are never in the index
+(webapp/gallery/indexing.py), so they are never shown, clicked or trained on, and are searched as uploads
+are — embedded by the version and looked up in the indexed, labelled gallery. Without a split every labelled
+indexed image is a query against the others (leave-one-out, named so in the report).
 Feedback (for unlabelled galleries): clicks on *held-out impressions* — every impression whose id is
 a multiple of LEARNING_HELDOUT_IMPRESSION_EVERY, never used for training — count a hit at K when the
 clicked image is among the query's top K under the version.
@@ -9,16 +11,19 @@ clicked image is among the query's top K under the version.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass, replace
+
 import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
 from retrieval.index import build_index, search
-from training.evaluation import DEFAULT_KS, evaluate
+from training.evaluation import DEFAULT_KS, evaluate, evaluate_against
 from webapp.feedback.models import Judgement
 from webapp.gallery import pipeline
 from webapp.gallery.features import ensure_features
-from webapp.gallery.indexing import gallery_vectors
+from webapp.gallery.indexing import gallery_vectors, indexable_ids
 from webapp.gallery.models import Image, ModelVersion
 
 MIN_LABELLED_QUERIES = 2
@@ -29,43 +34,65 @@ def is_heldout_impression(impression_id: int) -> bool:
     return every > 0 and impression_id % every == 0
 
 
-def labelled_gallery(backbone: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ids, labels, held-out mask) of labelled gallery images with features, in id order."""
+@dataclass(frozen=True)
+class LabelledSet:
+    """Evaluation queries and the reference they are searched against (image ids and labels).
+
+    With a split the queries are the held-out images, which are never in the index (indexing.indexable_ids)
+    and so never shown, clicked or trained on; the reference is the labelled part of the index. Without a
+    split every labelled indexed image is a query against the others (leave-one-out; not leak-free once
+    those images have been clicked, hence the protocol name in the report)."""
+
+    query_ids: np.ndarray
+    query_labels: np.ndarray
+    reference_ids: np.ndarray
+    reference_labels: np.ndarray
+    leave_one_out: bool
+
+    @property
+    def protocol(self) -> str:
+        return "all labelled, leave-one-out" if self.leave_one_out else "held-out queries, not in the index"
+
+
+def labelled_set(backbone: str) -> LabelledSet | None:
+    """The labelled evaluation set under `backbone` (images with features only), or None if too small."""
     rows = list(Image.objects.filter(role=Image.Role.GALLERY).exclude(label="").order_by("id")
                 .values_list("id", "label", "split"))
     ids = np.array([r[0] for r in rows], dtype=np.int64)
-    labels = np.array([r[1] for r in rows], dtype=object)
+    labels = np.array([r[1] for r in rows], dtype=object).astype(str)
     heldout = np.array([r[2] == Image.Split.HELDOUT for r in rows], dtype=bool)
-    keep = ensure_features(ids, backbone).contains(ids) if len(ids) else np.zeros(0, dtype=bool)
-    return ids[keep], labels[keep], heldout[keep]
+    if not len(ids):
+        return None
+    keep = ensure_features(ids, backbone).contains(ids)
+    indexed = np.isin(ids, indexable_ids(backbone))
+    queries, reference = keep & heldout, keep & indexed
+    leave_one_out = queries.sum() < MIN_LABELLED_QUERIES
+    if leave_one_out:
+        queries = reference
+    if queries.sum() < MIN_LABELLED_QUERIES or reference.sum() < 2 or len(set(labels[reference])) < 2:
+        return None
+    return LabelledSet(ids[queries], labels[queries], ids[reference], labels[reference], bool(leave_one_out))
 
 
 def labelled_report(version: ModelVersion) -> dict | None:
-    ids, labels, heldout = labelled_gallery(version.backbone)
+    found = labelled_set(version.backbone)
+    if found is None:
+        return None
     store = pipeline.feature_store(version.backbone)
-    if not len(ids):
-        return None
-    query_mask = heldout.copy()
-    if query_mask.sum() < MIN_LABELLED_QUERIES:
-        query_mask = np.ones(len(ids), dtype=bool)
-    if query_mask.sum() < MIN_LABELLED_QUERIES or len(set(labels)) < 2:
-        return None
-    embeddings = pipeline.embed(version, store.get(ids))
-    metrics = evaluate(embeddings, np.unique(labels.astype(str), return_inverse=True)[1], query_mask=query_mask)
-    return {**metrics, "queries": int(query_mask.sum()), "gallery": len(ids),
-            "protocol": "held-out split" if heldout.sum() >= MIN_LABELLED_QUERIES else "all labelled"}
+    names, codes = np.unique(np.concatenate([found.query_labels, found.reference_labels]), return_inverse=True)
+    query_codes, reference_codes = codes[: len(found.query_ids)], codes[len(found.query_ids):]
+    reference = pipeline.embed(version, store.get(found.reference_ids))
+    if found.leave_one_out:
+        metrics = evaluate(reference, reference_codes)
+    else:  # searched as an upload is: embedded by the version, against an index that never held it
+        queries = pipeline.embed(version, store.get(found.query_ids))
+        metrics = evaluate_against(queries, query_codes, reference, reference_codes)
+    return {**metrics, "queries": len(found.query_ids), "gallery": len(found.reference_ids),
+            "protocol": found.protocol}
 
 
 def feedback_report(version: ModelVersion) -> dict | None:
-    every = settings.LEARNING_HELDOUT_IMPRESSION_EVERY
-    if every <= 0:
-        return None
-    clicks = [
-        (query_id, image_id)
-        for impression_id, query_id, image_id in Judgement.objects.exclude(kind=Judgement.Kind.DISSIMILAR)
-        .values_list("impression_id", "impression__query_id", "image_id")
-        if impression_id % every == 0
-    ]
+    clicks = heldout_clicks()
     if not clicks:
         return None
     ids, vectors = gallery_vectors(version)
@@ -85,7 +112,7 @@ def feedback_report(version: ModelVersion) -> dict | None:
 
 def evaluate_version(version: ModelVersion) -> dict:
     """Compute and store the version's report."""
-    report = {**{k: v for k, v in (version.metrics or {}).items() if k == "guard"},
+    report = {**{k: v for k, v in (version.metrics or {}).items() if k in ("guard", "promotion_evidence")},
               "labelled": labelled_report(version), "feedback": feedback_report(version),
               "evaluated_at": timezone.now().isoformat()}
     ModelVersion.objects.filter(pk=version.pk).update(metrics=report)
@@ -105,24 +132,81 @@ def guard_query_rows(heldout: np.ndarray, limit: int) -> np.ndarray:
     return np.sort(np.random.default_rng(0).choice(rows, limit, replace=False))
 
 
-def quick_recall_at_1(
-    version: ModelVersion, gallery: tuple[np.ndarray, np.ndarray] | None = None
-) -> tuple[str, float, int] | None:
-    """("labelled"|"feedback", Recall@1, queries) on at most GUARD_MAX_QUERIES evaluation queries, or None.
+@dataclass(frozen=True)
+class GuardQueries:
+    """The queries the guard judges both versions on: labelled (`labelled` set, at most
+    GUARD_MAX_QUERIES of its queries) or, for unlabelled galleries, clicks on held-out impressions."""
+
+    kind: str
+    labelled: LabelledSet | None = None
+    clicks: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Identifies the exact query set: hits measured on another set are never paired with these."""
+        digest = hashlib.sha256(self.kind.encode())
+        if self.labelled is not None:
+            for array in (self.labelled.query_ids, self.labelled.reference_ids):
+                digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+        digest.update(np.array(self.clicks, dtype=np.int64).tobytes())
+        return digest.hexdigest()[:32]
+
+
+def guard_queries(backbone: str) -> GuardQueries | None:
+    found = labelled_set(backbone)
+    if found is not None:
+        rows = guard_query_rows(np.ones(len(found.query_ids), dtype=bool), settings.GUARD_MAX_QUERIES)
+        return GuardQueries("labelled", replace(found, query_ids=found.query_ids[rows],
+                                                query_labels=found.query_labels[rows]))
+    clicks = heldout_clicks()
+    return GuardQueries("feedback", clicks=tuple(clicks[: settings.GUARD_MAX_QUERIES])) if clicks else None
+
+
+def heldout_clicks() -> list[tuple[int, int]]:
+    """(query image, clicked image) of positive judgements on held-out impressions, in judgement order."""
+    every = settings.LEARNING_HELDOUT_IMPRESSION_EVERY
+    if every <= 0:
+        return []
+    rows = (Judgement.objects.exclude(kind=Judgement.Kind.DISSIMILAR).order_by("id")
+            .values_list("impression_id", "impression__query_id", "image_id"))
+    return [(int(q), int(i)) for impression_id, q, i in rows if impression_id % every == 0]
+
+
+def guard_hits(version: ModelVersion, queries: GuardQueries,
+               gallery: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray | None:
+    """Per query, whether `version` gets it right at rank 1 (None: features missing under its backbone).
 
     `gallery` = (ids, vectors) already embedded by `version` (indexing.gallery_vectors) saves embedding again.
     """
-    ids, labels, heldout = labelled_gallery(version.backbone)
     store = pipeline.feature_store(version.backbone)
-    if heldout.sum() >= MIN_LABELLED_QUERIES:
-        if gallery is not None:
-            position = {int(i): n for n, i in enumerate(gallery[0].tolist())}
-            vectors = gallery[1][[position[int(i)] for i in ids]]
+    if queries.labelled is not None:
+        found = queries.labelled
+        needed = np.concatenate([found.query_ids, found.reference_ids])
+        if not ensure_features(needed, version.backbone).contains(needed).all():
+            return None
+        reference = _embedded(version, found.reference_ids, gallery)
+        k = 2 if found.leave_one_out else 1
+        vectors = _embedded(version, found.query_ids, gallery) if found.leave_one_out else \
+            pipeline.embed(version, store.get(found.query_ids))
+        _, rows = search(build_index(reference, np.arange(len(reference)), "Flat"), vectors, k)
+        if found.leave_one_out:  # skip the query itself
+            own = np.searchsorted(found.reference_ids, found.query_ids)
+            rows = np.where(rows[:, 0] == own, rows[:, 1], rows[:, 0])
         else:
-            vectors = pipeline.embed(version, store.get(ids))
-        queries = guard_query_rows(heldout, settings.GUARD_MAX_QUERIES)
-        _, found = search(build_index(vectors, np.arange(len(ids)), "Flat"), vectors[queries], 2)
-        nearest = np.where(found[:, 0] == queries, found[:, 1], found[:, 0])  # skip the query itself
-        return "labelled", float(np.mean(labels[nearest] == labels[queries])), len(queries)
-    report = feedback_report(version)
-    return None if report is None else ("feedback", report["recall@1"], report["clicks"])
+            rows = rows[:, 0]
+        return found.reference_labels[rows] == found.query_labels
+    asked = np.array(sorted({q for q, _ in queries.clicks}), dtype=np.int64)
+    if not ensure_features(asked, version.backbone).contains(asked).all():
+        return None
+    ids, vectors = gallery if gallery is not None else gallery_vectors(version)
+    _, found_ids = search(build_index(vectors, ids, "Flat"), pipeline.embed(version, store.get(asked)), 2)
+    first = {int(q): int(row[1] if row[0] == q else row[0]) for q, row in zip(asked, found_ids, strict=True)}
+    return np.array([first[q] == i for q, i in queries.clicks], dtype=bool)
+
+
+def _embedded(version: ModelVersion, ids: np.ndarray, gallery: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    if gallery is not None:
+        position = {int(i): n for n, i in enumerate(gallery[0].tolist())}
+        if all(int(i) in position for i in ids):
+            return gallery[1][[position[int(i)] for i in ids]]
+    return pipeline.embed(version, pipeline.feature_store(version.backbone).get(ids))

@@ -12,6 +12,7 @@ from training.oahu import OAHU, OAHUConfig
 from webapp import artifacts
 from webapp.feedback import consumer
 from webapp.feedback.models import Triplet
+from webapp.feedback.usable import usable_triplets
 from webapp.gallery import pipeline
 from webapp.gallery.features import ensure_features
 from webapp.gallery.indexing import indexable_ids
@@ -71,7 +72,8 @@ def online_update(progress: Callable[[float, str], None]) -> ModelVersion | None
 
 def _publish_if_enough(active: ModelVersion, artifact: str, watermark: int, learner: OAHU) -> ModelVersion | None:
     last = ModelVersion.objects.filter(head_kind="oahu").order_by("-triplet_watermark").first()
-    since = Triplet.objects.filter(id__gt=last.triplet_watermark if last else 0, id__lte=watermark).count()
+    since = usable_triplets(Triplet.objects.filter(id__gt=last.triplet_watermark if last else 0,
+                                                 id__lte=watermark)).count()
     if since < settings.ONLINE_MIN_NEW_TRIPLETS:
         return None
     return ModelVersion.objects.create(

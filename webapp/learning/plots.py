@@ -1,4 +1,4 @@
-"""Dashboard plots as PNG bytes: Recall@1 over model versions, and OAHU's α per depth over triplets."""
+"""Dashboard plots as PNG bytes: Recall@1 over model versions and against clicks, OAHU's α per depth."""
 
 from __future__ import annotations
 
@@ -59,5 +59,39 @@ def alpha_plot() -> bytes:
         axes.text(0.5, 0.5, "no online updates yet", ha="center", va="center", transform=axes.transAxes)
     axes.set_xlabel("triplets learned")
     axes.set_ylabel("α (depth weight)")
+    axes.grid(alpha=0.3)
+    return _png(figure)
+
+
+def clicks_plot() -> bytes:
+    """Recall@1 (labelled report, else feedback) of every evaluated version against the clicks given before it
+    was made; promoted versions joined by a line, rejected ones in red, the zero-click version dashed."""
+    from bisect import bisect_right
+
+    from webapp.feedback.models import Judgement
+
+    times = sorted(Judgement.objects.exclude(kind=Judgement.Kind.DISSIMILAR).values_list("created_at", flat=True))
+    figure, axes = plt.subplots(figsize=(6, 3))
+    served, rejected, zero = [], [], None
+    for version in ModelVersion.objects.order_by("id"):
+        report = (version.metrics or {}).get("labelled") or (version.metrics or {}).get("feedback")
+        if not report:
+            continue
+        point = (bisect_right(times, version.created_at), report["recall@1"] * 100)
+        if version.parent_id is None and zero is None:
+            zero = point[1]
+        (rejected if version.promotion == ModelVersion.Promotion.REJECTED else served).append(point)
+    if served or rejected:
+        if served:
+            axes.plot(*zip(*served, strict=True), marker="o", label="served (zero-click + promoted)")
+        if rejected:
+            axes.scatter(*zip(*rejected, strict=True), color="red", marker="x", zorder=3, label="rejected by the guard")
+        if zero is not None:
+            axes.axhline(zero, color="grey", linestyle="--", linewidth=1, label="zero-click")
+        axes.legend(fontsize=8)
+    else:
+        axes.text(0.5, 0.5, "no evaluated versions yet", ha="center", va="center", transform=axes.transAxes)
+    axes.set_xlabel("clicks and similar-marks so far")
+    axes.set_ylabel("Recall@1 (%)")
     axes.grid(alpha=0.3)
     return _png(figure)

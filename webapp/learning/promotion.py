@@ -2,48 +2,57 @@
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 from django.conf import settings
 
+from training.paired_test import compare, decide
 from webapp import artifacts
-from webapp.feedback.models import EvaluationSplit
 from webapp.gallery import indexing, pipeline
-from webapp.gallery.models import Image, IndexVersion, ModelVersion
-from webapp.learning.evaluation import quick_recall_at_1
+from webapp.gallery.models import IndexVersion, ModelVersion
+from webapp.learning.evaluation import GuardQueries, guard_hits, guard_queries
 
 
 def guard(
     candidate: ModelVersion, active: ModelVersion, gallery: tuple[np.ndarray, np.ndarray] | None = None
-) -> tuple[bool, str]:
-    """Promote unless the candidate's Recall@1 is below the active one's by more than the tolerance.
+) -> tuple[bool, str, dict | None]:
+    """(promote?, note, evidence): a paired test of candidate vs active on the same evaluation queries.
 
-    Both are measured now on the same evaluation queries (labelled held-out images, else held-out
-    clicks; at most REFIND_GUARD_MAX_QUERIES of them), so the comparison is like for like and fast.
+    The queries: every labelled held-out image (at most REFIND_GUARD_MAX_QUERIES, default 10,000, a fixed
+    seeded sample beyond that), else clicks on held-out impressions. Promoted only with at least
+    REFIND_GUARD_MIN_DISCORDANT queries on which the two differ, a difference ≥ 0 and a paired bootstrap
+    interval (REFIND_GUARD_CONFIDENCE) whose lower end is above −REFIND_PROMOTION_TOLERANCE_POINTS
+    (training/paired_test.py). REFIND_PROMOTION_GUARD=off promotes every candidate.
     """
-    mine, theirs = quick_recall_at_1(candidate, gallery), cached_quick_recall_at_1(active)
-    if mine is None or theirs is None:
-        return True, "No labelled or held-out feedback evaluation set: promoted without comparison."
-    tolerance = settings.PROMOTION_TOLERANCE_POINTS / 100.0
-    delta = (mine[1] - theirs[1]) * 100.0
-    verdict = (f"Recall@1 ({mine[0]}, {mine[2]} queries) {mine[1]:.2%} vs active v{active.pk} {theirs[1]:.2%} "
-               f"({delta:+.2f} points)")
-    if mine[1] < theirs[1] - tolerance:
-        return False, f"Rejected: {verdict}; the tolerance is {settings.PROMOTION_TOLERANCE_POINTS} points."
-    return True, f"Promoted: {verdict}."
+    if settings.PROMOTION_GUARD == "off":
+        return True, "Promoted without comparison: the promotion guard is off (REFIND_PROMOTION_GUARD).", None
+    queries = guard_queries(candidate.backbone)
+    comparison = None
+    if queries is not None:
+        mine, theirs = guard_hits(candidate, queries, gallery), cached_guard_hits(active, queries)
+        if mine is not None and theirs is not None:
+            comparison = compare(mine, theirs, confidence=settings.GUARD_CONFIDENCE)
+    decision = decide(comparison, settings.PROMOTION_TOLERANCE_POINTS, settings.GUARD_MIN_DISCORDANT)
+    evidence = None if comparison is None else {
+        **comparison.as_dict(), "kind": queries.kind, "active_version": active.pk,
+        "tolerance": settings.PROMOTION_TOLERANCE_POINTS, "min_discordant": settings.GUARD_MIN_DISCORDANT,
+        "promote": decision.promote}
+    return decision.promote, f"{decision.reason} (active v{active.pk})", evidence
 
 
-def cached_quick_recall_at_1(version: ModelVersion) -> tuple[str, float, int] | None:
-    """quick_recall_at_1, remembered on the version while the gallery and the split stay the same."""
-    key = [Image.objects.filter(role=Image.Role.GALLERY).count(),
-           EvaluationSplit.objects.order_by("-id").values_list("id", flat=True).first(),
-           f"sample-{settings.GUARD_MAX_QUERIES}"]  # figures of other query samples are not comparable
+def cached_guard_hits(version: ModelVersion, queries: GuardQueries) -> np.ndarray | None:
+    """guard_hits of the active version, remembered on it for this exact query set (GuardQueries.key)."""
     cached = (version.metrics or {}).get("guard")
-    if cached and cached.get("key") == key:
-        return tuple(cached["value"]) if cached["value"] else None
-    value = quick_recall_at_1(version)
-    version.metrics = {**(version.metrics or {}), "guard": {"key": key, "value": list(value) if value else None}}
+    if cached and cached.get("key") == queries.key and cached.get("hits") is not None:
+        return np.unpackbits(np.frombuffer(base64.b64decode(cached["hits"]), dtype=np.uint8),
+                             count=int(cached["count"])).astype(bool)
+    hits = guard_hits(version, queries)
+    packed = None if hits is None else base64.b64encode(np.packbits(hits).tobytes()).decode()
+    version.metrics = {**(version.metrics or {}), "guard": {
+        "key": queries.key, "hits": packed, "count": 0 if hits is None else len(hits)}}
     ModelVersion.objects.filter(pk=version.pk).update(metrics=version.metrics)
-    return value
+    return hits
 
 
 def promote_or_reject(candidate: ModelVersion) -> bool:
@@ -51,12 +60,15 @@ def promote_or_reject(candidate: ModelVersion) -> bool:
     separate task (queue `default`) so that they delay neither the swap nor the next run."""
     active = pipeline.active_model_version()
     gallery = indexing.gallery_vectors(candidate)  # embedded once: for the guard and for the index
-    promoted, note = guard(candidate, active, gallery)
+    promoted, note, evidence = guard(candidate, active, gallery)
     if promoted:  # first: a failed index write (e.g. disk full) leaves the candidate unmarked and inactive
         indexing.build_and_activate(candidate, gallery=gallery)
     candidate.promotion = ModelVersion.Promotion.PROMOTED if promoted else ModelVersion.Promotion.REJECTED
     candidate.promotion_note = note
     candidate.save(update_fields=["promotion", "promotion_note"])
+    if evidence is not None:  # shown on the dashboard next to the decision
+        candidate.metrics = {**(candidate.metrics or {}), "promotion_evidence": evidence}
+        ModelVersion.objects.filter(pk=candidate.pk).update(metrics=candidate.metrics)
     from webapp.learning import tasks
 
     for version in (candidate, active):

@@ -48,8 +48,18 @@ def version_rows() -> list[dict]:
             "recalls": [labelled.get(f"recall@{k}") for k in KS],
             "nmi": labelled.get("nmi"), "map_r": labelled.get("map@r"),
             "feedback_r1": feedback.get("recall@1"),
+            "evidence": evidence_summary((version.metrics or {}).get("promotion_evidence")),
         })
     return rows
+
+
+def evidence_summary(evidence: dict | None) -> str:
+    """The guard's paired evidence in one line: difference, interval, discordant queries, McNemar p."""
+    if not evidence:
+        return ""
+    return (f"{evidence['difference']:+.2f} pts [{evidence['low']:+.2f}, {evidence['high']:+.2f}] "
+            f"on {evidence['queries']} {evidence['kind']} queries; {evidence['better']} better, "
+            f"{evidence['worse']} worse (min {evidence['min_discordant']} differing), p = {evidence['p_value']:.2g}")
 
 
 @staff_member_required
@@ -91,7 +101,7 @@ def rollback_version(request: HttpRequest, version_id: int) -> HttpResponse:
 @staff_member_required
 @require_GET
 def plot(request: HttpRequest, name: str) -> HttpResponse:
-    draw = {"recall": plots.recall_plot, "alpha": plots.alpha_plot}.get(name)
+    draw = {"recall": plots.recall_plot, "alpha": plots.alpha_plot, "clicks": plots.clicks_plot}.get(name)
     if draw is None:
         return HttpResponse(status=404)
     response = HttpResponse(draw(), content_type="image/png")

@@ -1,9 +1,15 @@
-"""Real-browser tests: Playwright driving Debian's chromium (scripts/test.sh installs it with apt)."""
+"""Real-browser tests: Playwright driving Debian's chromium (scripts/test.sh installs it with apt).
+
+Every test that takes `page` runs at a desktop and a 390 px phone width; `shot(name)` saves a screenshot
+of the screen as it is to test-artifacts/<test>/<width>-<name>.png on every run (not only on failure),
+so a reviewer can look at each screen. A failing test also leaves `<width>-failed.png`.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +17,7 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
+VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 
 @pytest.fixture(scope="session")
@@ -29,18 +36,57 @@ def browser():
         browser.close()
 
 
+@pytest.fixture(params=list(VIEWPORTS))
+def width(request) -> str:
+    """The viewport a test runs at: "desktop" (1280 px) or "phone" (390 px)."""
+    return request.param
+
+
+def _artifact_dir(request) -> Path:
+    folder = ARTIFACTS / re.sub(r"\[.*\]$", "", request.node.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @pytest.fixture
-def page(browser, request) -> Iterator:
-    """A fresh page; a screenshot lands in test-artifacts/ when the test fails."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+def page(browser, request, width: str) -> Iterator:
+    """A fresh page at `width` that records Content-Security-Policy violations in `page.csp_violations`."""
+    context = browser.new_context(viewport=VIEWPORTS[width], **_context_options(request))
     page = context.new_page()
     page.set_default_timeout(60_000)
+    page.add_init_script("""window.__csp = [];
+        document.addEventListener('securitypolicyviolation',
+            (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));""")
     yield page
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        page.screenshot(path=str(_artifact_dir(request) / f"{width}-failed.png"), full_page=True)
     context.close()
+
+
+def _context_options(request) -> dict:
+    marker = request.node.get_closest_marker("color_scheme")
+    return {"color_scheme": marker.args[0]} if marker else {}
+
+
+@pytest.fixture
+def shot(page, request, width: str) -> Callable[[str], Path]:
+    """Save a screenshot of what is on screen now as test-artifacts/<test>/<width>-<name>.png."""
+
+    def take(name: str, full_page: bool = False) -> Path:
+        path = _artifact_dir(request) / f"{width}-{name}.png"
+        page.screenshot(path=str(path), full_page=full_page)
+        return path
+
+    return take
+
+
+def csp_violations(page) -> list[str]:
+    return page.evaluate("window.__csp")
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "color_scheme(scheme): the browser's preferred colour scheme")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

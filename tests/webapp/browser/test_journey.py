@@ -31,7 +31,7 @@ def _drop_file(page, selector: str, path: Path) -> None:
 
 
 def test_search_judge_and_retrain(page, live_server, split_demo, demo_folder: Path, eager_tasks, settings) -> None:
-    settings.PROMOTION_TOLERANCE_POINTS = 100.0
+    settings.PROMOTION_GUARD = "off"
     page.goto(live_server.url + "/")
     page.set_input_files("#image-input", str(demo_folder / "sunsets" / "sunsets-000.jpg"))
     page.wait_for_selector(".hit")

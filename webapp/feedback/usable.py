@@ -1,0 +1,14 @@
+"""Which triplets learners may learn from: the one rule every consumer and batch data path applies."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+
+def usable_triplets(queryset: QuerySet) -> QuerySet:
+    """`queryset` (of Triplet) without the triplets no learner may use.
+
+    Left out: triplets retracted because the verdict they came from was changed or undone
+    (TripletRetraction, docs/feedback.md).
+    """
+    return queryset.filter(retraction__isnull=True)
