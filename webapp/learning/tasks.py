@@ -21,8 +21,11 @@ def learn_online() -> int | None:
 
 @shared_task
 def housekeeping() -> dict:
-    """Periodic: fail dead runs, re-send runs the broker missed, pick up waiting triplets."""
-    return {"reaped": runs.reap_stale_runs(), "resent": runs.resend_queued_runs(),
+    """Periodic: fail dead runs, re-send runs the broker missed, derive judgements whose derivation the broker
+    missed, pick up waiting triplets."""
+    from webapp.feedback.triplets import derive_pending
+
+    return {"reaped": runs.reap_stale_runs(), "resent": runs.resend_queued_runs(), "derived": derive_pending(),
             "online_run": scheduling.run_online_update_if_needed()}
 
 
