@@ -62,13 +62,14 @@ class FeedbackView(APIView):
         params = FeedbackRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        for field in ("query_id", "image_id"):
-            if not Image.objects.filter(pk=data[field]).exists():
-                return Response({"detail": f"No image with id {data[field]} ({field})."}, status.HTTP_404_NOT_FOUND)
         impression = impressions.find_for_judgement(
             request, data["query_id"], data["image_id"], data.get("impression_id")
         )
-        if impression is None:
+        if impression is None:  # only now say which id is wrong: a click costs as few queries as it can
+            for field in ("query_id", "image_id"):
+                if not Image.objects.filter(pk=data[field]).exists():
+                    return Response({"detail": f"No image with id {data[field]} ({field})."},
+                                    status.HTTP_404_NOT_FOUND)
             return Response({"detail": "No search of this query by you was found (impression)."},
                             status.HTTP_404_NOT_FOUND)
         try:

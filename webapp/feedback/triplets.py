@@ -78,7 +78,8 @@ def store_judgement(impression: Impression, image_id: int, kind: str) -> Recorde
     explicit = kind != Judgement.Kind.CLICK
     try:
         with transaction.atomic():
-            existing = _live(impression, image_id, explicit).first()
+            # A click has one kind: a live one already there is a repeat, which the unique constraint reports.
+            existing = _live(impression, image_id, explicit).first() if explicit else None
             retracted = 0
             if existing is not None:
                 TripletLog.objects.select_for_update().get_or_create(name="triplets")
