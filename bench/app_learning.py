@@ -12,7 +12,14 @@ at the same budget: `manage.py retrain --mode batch --loss abtl --data triplets 
 triplets, evaluated the same way; if the guard promoted it, the online version is re-activated so that the
 click stream stays the online learner's (as in bench/learning.py, where batch losses train on OAHU's stream).
 
-python -m bench.app_learning --dataset ../shared/datasets/cub100 [--budgets 500,1000,5000]
+Leak-free since issue 12: `split_gallery` takes the held-out half out of the index, so the simulated person
+never sees or clicks it, and `evaluate` searches each held-out image as an upload is, against the feedback
+half. Budgets count triplets (`--budget-unit triplets`, the old protocol) or clicks (`--budget-unit clicks`,
+judgements, held-out impressions included). At the end: the guard's decisions against the full evaluation
+(every candidate's paired evidence is on all held-out queries) and a plot of R@1 against clicks.
+
+python -m bench.app_learning --dataset ../shared/datasets/cub100 [--budgets 500,1000,5000] [--budget-unit clicks]
+python -m bench.app_learning --plot-from RESULTS.json --plot docs/img/app_learning_clicks.png
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ class Orchestrator:
         self.chunk = 0
         self.rows: list[dict] = []
         self.log: list[str] = []
+        self.guard: dict = {}
 
     def say(self, message: str) -> None:
         line = f"[{time.strftime('%H:%M:%S')}] {message}"
@@ -65,13 +73,21 @@ class Orchestrator:
         labelled = json.loads(out[out.index("{"):])["labelled"]  # FAISS may print a warning first
         return {"version": version, **{f"R@{k}": 100 * labelled[f"recall@{k}"] for k in KS},
                 "MAP@R": 100 * labelled["map@r"], "NMI": 100 * labelled["nmi"],
-                "queries": labelled["queries"], "gallery": labelled["gallery"]}
+                "queries": labelled["queries"], "gallery": labelled["gallery"], "protocol": labelled.get("protocol")}
+
+    def amount(self) -> int:
+        """What the budgets count: triplets, or clicks (positive judgements, held-out impressions included)."""
+        from webapp.feedback.models import Judgement
+
+        if self.args.budget_unit == "triplets":
+            return self.triplets()
+        return Judgement.objects.exclude(kind=Judgement.Kind.DISSIMILAR).count()
 
     # --- feedback ---
     def simulate_until(self, budget: int) -> dict:
-        """simulate_feedback in chunks (a fresh seed each) until the Triplet table holds `budget` rows."""
+        """simulate_feedback in chunks (a fresh seed each) until `budget` triplets or clicks exist."""
         started, queries, per_query, last_chunk = time.monotonic(), 0, None, 5
-        while (count := self.triplets()) < budget:
+        while (count := self.amount()) < budget:
             self.stack.check_alive()
             remaining = budget - count
             # pretrained results are mostly right at first: few skip-above triplets per query, so grow slowly
@@ -84,9 +100,9 @@ class Orchestrator:
                 "--noise", str(self.args.noise), "--seed", str(self.args.seed * 100_000 + self.chunk),
                 "--base-url", self.stack.base_url, timeout=1800).strip()
             queries += chunk
-            made = self.triplets() - count
+            made = self.amount() - count
             per_query = made / chunk if per_query is None else 0.5 * per_query + 0.5 * made / chunk
-            self.say(f"simulate_feedback --queries {chunk}: {out} (table: {count + made})")
+            self.say(f"simulate_feedback --queries {chunk}: {out} ({self.args.budget_unit}: {count + made})")
         return {"searches": queries, "simulate_s": time.monotonic() - started}
 
     def wait_for_online(self, timeout: float) -> dict:
@@ -119,25 +135,29 @@ class Orchestrator:
                 "runs": runs.count(), "failed_runs": runs.filter(status="failed").count(),
                 "latest_candidate": oahu.order_by("-id").values_list("id", flat=True).first()}
 
-    def batch(self, triplets: int) -> dict:
-        """Retrain with the best loss on every (non-held-out) triplet; steps as in bench/learning.py."""
-        from webapp.feedback.models import Triplet
+    def batch(self, triplets: int, loss: str, data: str) -> dict:
+        """Retrain on every (non-held-out) triplet or click; steps as in bench/learning.py."""
+        from webapp.feedback.models import Judgement, Triplet
         from webapp.gallery.models import ModelVersion
         from webapp.learning.models import TrainingRun
         from webapp.learning.promotion import rollback
 
-        members = len(set(Triplet.objects.values_list("anchor_id", flat=True))
-                      | set(Triplet.objects.values_list("positive_id", flat=True))
-                      | set(Triplet.objects.values_list("negative_id", flat=True)))
+        members = (set(Triplet.objects.values_list("anchor_id", flat=True))
+                   | set(Triplet.objects.values_list("positive_id", flat=True))
+                   | set(Triplet.objects.values_list("negative_id", flat=True)))
+        if data == "clicks":
+            members |= set(Judgement.objects.values_list("image_id", flat=True))
+            triplets = max(triplets, Judgement.objects.count())
         steps = library_steps(triplets)
-        epochs = max(1, math.ceil(steps * 64 / members))  # the app runs epochs x (distinct images // batch)
+        epochs = max(1, math.ceil(steps * 64 / len(members)))  # the app runs epochs x (distinct images // batch)
         online_active = ModelVersion.objects.get(is_active=True)
         started = time.monotonic()
-        out = self.stack.manage("retrain", "--mode", "batch", "--loss", self.args.loss, "--data", "triplets",
+        out = self.stack.manage("retrain", "--mode", "batch", "--loss", loss, "--data", data,
                                 "--batch-size", "64", "--lr", "1e-4", "--epochs", str(epochs), "--wait", timeout=3600)
         run = TrainingRun.objects.filter(mode="batch").order_by("-id").first()
-        self.say(f"retrain --mode batch --loss {self.args.loss} --epochs {epochs}: {out.strip().splitlines()[-1]}")
-        result = {"batch_s": time.monotonic() - started, "epochs": epochs, "members": members,
+        self.say(f"retrain --mode batch --loss {loss} --data {data} --epochs {epochs}: "
+                 f"{out.strip().splitlines()[-1]}")
+        result = {"batch_s": time.monotonic() - started, "epochs": epochs, "members": len(members),
                   "status": run.status, "note": run.message, "candidate": run.candidate_id,
                   "steps": (run.candidate.config or {}).get("steps") if run.candidate else None}
         if ModelVersion.objects.get(is_active=True).pk != online_active.pk:
@@ -145,15 +165,29 @@ class Orchestrator:
             self.say(f"re-activated the online version v{online_active.pk} (the click stream stays OAHU's)")
         return result
 
+    def guard_agreement(self) -> dict:
+        """Every guarded candidate's decision against the full evaluation: the evidence is on every held-out
+        query (REFIND_GUARD_MAX_QUERIES ≥ the held-out half), so its difference *is* the full R@1 difference."""
+        from webapp.gallery.models import ModelVersion
+
+        decided = [(v.pk, v.metrics["promotion_evidence"]) for v in ModelVersion.objects.order_by("id")
+                   if (v.metrics or {}).get("promotion_evidence")]
+        clear = [(pk, e) for pk, e in decided if abs(e["difference"]) >= 0.5]
+        wrong = [pk for pk, e in clear if e["promote"] != (e["difference"] > 0)]
+        return {"candidates": len(decided), "promoted": sum(e["promote"] for _, e in decided),
+                "clear": len(clear), "disagree": wrong,
+                "queries": sorted({e["queries"] for _, e in decided})}
+
     # --- the benchmark ---
     def run(self) -> None:
         pretrained = self.active_version()
-        self.rows.append({"method": "pretrained", "budget": 0, "triplets": 0, **self.evaluate(pretrained)})
+        self.rows.append({"method": "pretrained", "budget": 0, "triplets": 0, "clicks": 0,
+                          **self.evaluate(pretrained)})
         self.say(f"pretrained v{pretrained}: R@1 {self.rows[-1]['R@1']:.2f}")
         for budget in self.args.budgets:
             sim = self.simulate_until(budget)
             caught = self.wait_for_online(self.args.catch_up_timeout)
-            count, state = self.triplets(), self.online_state()
+            count, state = self.triplets(), {**self.online_state(), "guard": self.guard_agreement()}
             active = self.active_version()
             row = {"method": "oahu (active)", "budget": budget, "triplets": count, **sim, **caught, **state,
                    **self.evaluate(active)}
@@ -162,14 +196,17 @@ class Orchestrator:
             latest = state["latest_candidate"]
             if latest and latest != active:
                 self.rows.append({"method": "oahu (latest candidate, rejected)", "budget": budget,
-                                  "triplets": count, **self.evaluate(latest)})
-            if "batch" in self.args.modes:
-                batch = self.batch(count)
+                                  "triplets": count, "clicks": state["clicks"], **self.evaluate(latest)})
+            for spec in self.args.batch if "batch" in self.args.modes else []:
+                loss, data = spec.split(":")
+                batch = self.batch(count, loss, data)
                 if batch["candidate"]:
-                    self.rows.append({"method": f"batch {self.args.loss}", "budget": budget, "triplets": count,
-                                      **batch, **self.evaluate(batch["candidate"])})
-                    self.say(f"{budget}: batch v{batch['candidate']} R@1 {self.rows[-1]['R@1']:.2f} "
-                             f"({batch['status']})")
+                    self.rows.append({"method": f"batch {loss} on {data}", "budget": budget, "triplets": count,
+                                      "clicks": state["clicks"], **batch, **self.evaluate(batch["candidate"])})
+                    self.say(f"{budget}: batch {spec} v{batch['candidate']} R@1 {self.rows[-1]['R@1']:.2f} "
+                             f"({batch['status']}: {batch['note']})")
+        self.guard = self.guard_agreement()
+        self.say(f"guard decisions vs the full evaluation: {self.guard}")
 
 
 def print_table(rows: list[dict]) -> None:
@@ -181,6 +218,34 @@ def print_table(rows: list[dict]) -> None:
               + f"{row['MAP@R']:>7.2f}{row['NMI']:>7.2f}{'v' + str(row['version']):>8}")
 
 
+def plot(rows: list[dict], path: Path, title: str = "") -> None:
+    """R@1 against clicks per method, the zero-click figure dashed (docs/img)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 3.4))
+    zero = next((r["R@1"] for r in rows if r["method"] == "pretrained"), None)
+    for method in dict.fromkeys(r["method"] for r in rows if r["method"] != "pretrained"):
+        points = sorted((r["clicks"], r["R@1"]) for r in rows if r["method"] == method and "clicks" in r)
+        if zero is not None and method.startswith("oahu (active"):
+            points = [(0, zero), *points]
+        if points:
+            axes.plot(*zip(*points, strict=True), marker="o", label=method)
+    if zero is not None:
+        axes.axhline(zero, color="grey", linestyle="--", linewidth=1, label="zero-click")
+    axes.set_xlabel("clicks")
+    axes.set_ylabel("Recall@1 (%), held-out queries")
+    axes.set_title(title, fontsize=9)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, default=ROOT.parent / "shared/datasets/cub100")
@@ -190,20 +255,34 @@ def main() -> None:
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--budgets", default="500,1000,5000")
     parser.add_argument("--modes", default="oahu,batch", help="oahu, or oahu,batch")
-    parser.add_argument("--loss", default="abtl", help="batch loss (the library benchmark's best: abtl)")
+    parser.add_argument("--batch", default="abtl:triplets,multi_similarity:clicks",
+                        help="batch runs at each budget, LOSS:DATA (data: triplets, clicks, ...), comma-separated")
     parser.add_argument("--clicks-per-query", type=int, default=3)
     parser.add_argument("--noise", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--catch-up-timeout", type=float, default=1800.0)
     parser.add_argument("--out", type=Path, help="JSON results (default: <data dir>/app_learning.json)")
+    parser.add_argument("--budget-unit", choices=("triplets", "clicks"), default="clicks")
+    parser.add_argument("--plot", type=Path, help="PNG of R@1 against clicks (e.g. docs/img/app_learning_clicks.png)")
+    parser.add_argument("--plot-from", type=Path, help="only draw --plot from an earlier run's JSON")
     parser.add_argument("--reuse", action="store_true",
                         help="rerun on --data-dir/--database-url that hold an imported gallery and no feedback yet")
     args = parser.parse_args()
+    if args.plot_from:
+        if not args.plot:
+            parser.error("--plot-from needs --plot")
+        saved = json.loads(args.plot_from.read_text())
+        plot(saved["rows"], args.plot, f"app_learning, {saved['args'].get('clicks_per_query')} clicks per query, "
+                                       f"noise {saved['args'].get('noise')}")
+        return
     try:
         args.budgets = sorted({int(b) for b in args.budgets.split(",")})
     except ValueError:
         parser.error("--budgets: comma-separated whole numbers, e.g. 500,1000,5000")
     args.modes = set(args.modes.split(","))
+    args.batch = [spec for spec in args.batch.split(",") if spec]
+    if any(spec.count(":") != 1 for spec in args.batch):
+        parser.error("--batch: LOSS:DATA specs, e.g. abtl:triplets,multi_similarity:clicks")
     if not args.budgets or args.budgets[0] < 1 or not args.modes <= {"oahu", "batch"} or "oahu" not in args.modes:
         parser.error("--budgets must be positive; --modes oahu or oahu,batch")
     if not args.database_url.startswith(("postgres://", "postgresql://")):
@@ -246,8 +325,12 @@ def main() -> None:
         out = args.out or data_dir / "app_learning.json"
         out.write_text(json.dumps({"args": {k: sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path)
                                             else v for k, v in vars(args).items()},
-                                   "rows": orchestrator.rows, "log": orchestrator.log}, indent=2, default=str))
+                                   "rows": orchestrator.rows, "guard": orchestrator.guard, "log": orchestrator.log},
+                                  indent=2, default=str))
         print_table(orchestrator.rows)
+        if args.plot and orchestrator.rows:
+            plot(orchestrator.rows, args.plot, f"app_learning, {args.clicks_per_query} clicks per query, "
+                                               f"noise {args.noise}")
         print(f"JSON: {out}; total {time.monotonic() - started:.0f} s")
 
 

@@ -41,8 +41,9 @@ def populate(n: int) -> None:
     from PIL import Image as PILImage
 
     from webapp.feedback.splits import split_gallery
-    from webapp.gallery import indexing, pipeline
+    from webapp.gallery import indexing
     from webapp.gallery.models import Image
+    from webapp.runtime import runtime
 
     thumb = io.BytesIO()
     PILImage.new("RGB", (64, 64), (90, 90, 90)).save(thumb, format="JPEG")
@@ -56,7 +57,7 @@ def populate(n: int) -> None:
               width=64, height=64)
         for i in range(n)
     ], batch_size=2000)
-    pipeline.feature_store().append(np.array([r.pk for r in rows]), features)
+    runtime.feature_store().append(np.array([r.pk for r in rows]), features)
     split_gallery(seed=0)
     indexing.build_and_activate()
 
@@ -116,7 +117,7 @@ def main() -> None:
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),  # as run.sh / compose
            "REFIND_DATA_DIR": str(data), "DJANGO_SETTINGS_MODULE": "webapp.settings",
            "CELERY_BROKER_URL": args.broker, "REFIND_ONLINE_MIN_NEW_TRIPLETS": "1",
-           "REFIND_ONLINE_DEBOUNCE_SECONDS": "0.2", "REFIND_PROMOTION_TOLERANCE_POINTS": "100",
+           "REFIND_ONLINE_DEBOUNCE_SECONDS": "0.2", "REFIND_PROMOTION_GUARD": "off",
            "REFIND_INDEX_CHECK_SECONDS": "0.2"}
     run = {"cwd": ROOT, "env": env, "check": True}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], **run)

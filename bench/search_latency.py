@@ -51,8 +51,9 @@ def populate(n: int, seed: int) -> None:
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
-    from webapp.gallery import indexing, pipeline
+    from webapp.gallery import indexing
     from webapp.gallery.models import Image
+    from webapp.runtime import runtime
 
     thumb = default_storage.save("thumbnails/bench.jpg", ContentFile(_tiny_jpeg()))
     Image.objects.bulk_create(
@@ -62,7 +63,7 @@ def populate(n: int, seed: int) -> None:
     )
     ids = np.fromiter(Image.objects.order_by("id").values_list("id", flat=True), dtype=np.int64)
     features = synthetic_features(n, seed)
-    store = pipeline.feature_store()
+    store = runtime.feature_store()
     for start in range(0, n, CHUNK):
         store.append(ids[start : start + CHUNK], features[start : start + CHUNK])
     record = indexing.build_and_activate()

@@ -1,10 +1,14 @@
-"""Atomic file writes: write ``<path>.part``, fsync, rename over the target, fsync the folder."""
+"""Atomic file writes (bytes, FAISS indexes, torch artifacts): write ``<path>.part``, fsync, rename over the
+target, fsync the folder."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import torch
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
@@ -35,5 +39,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     def write(part: str) -> None:
         with open(part, "wb") as handle:
             handle.write(data)
+
+    return atomic_write(path, write)
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """torch.save, atomically (checkpoints, learner states, tuned backbones)."""
+    def write(part: str) -> None:
+        with open(part, "wb") as handle:
+            torch.save(obj, handle)
 
     return atomic_write(path, write)

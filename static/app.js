@@ -179,7 +179,21 @@
     if (done) event.preventDefault();
   });
 
+  // --- Dashboard: the retrain form shows batch-only fields in batch mode only.
+  function showModeFields() {
+    const mode = $("#id_mode");
+    if (!mode) return;
+    const online = mode.value === "oahu";
+    $$("[data-batch-only]").forEach((field) => { field.hidden = online; });
+    $$("[data-online-only]").forEach((field) => { field.hidden = !online; });
+  }
+
+  document.addEventListener("change", (event) => {
+    if (event.target.id === "id_mode") showModeFields();
+  });
+
   document.addEventListener("DOMContentLoaded", () => {
+    showModeFields();
     setUpSearchForm();
     buildLabelFilter();
   });

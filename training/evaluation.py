@@ -111,28 +111,3 @@ def _metrics(queries: np.ndarray, query_labels: np.ndarray, reference: np.ndarra
     result["map@r"] = float(raw["mean_average_precision_at_r"])
     result["precision@1"] = float(raw["precision_at_1"])
     return result
-
-
-def brute_force_recall_at_k(
-    embeddings: np.ndarray,
-    labels: np.ndarray,
-    query_mask: np.ndarray | None = None,
-    ks: Sequence[int] = DEFAULT_KS,
-) -> dict[str, float]:
-    """Reference Recall@K by exhaustive Euclidean distances (self excluded), for tests and checks."""
-    x = np.asarray(embeddings, dtype=np.float64)
-    labels = np.asarray(labels)
-    queries = np.arange(len(x)) if query_mask is None else np.flatnonzero(query_mask)
-    hits = {k: 0 for k in ks}
-    counted = 0
-    for q in queries:
-        others = np.arange(len(x)) != q
-        if not np.any(labels[others] == labels[q]):
-            continue
-        counted += 1
-        dist = np.sqrt(((x - x[q]) ** 2).sum(1))
-        dist[q] = np.inf
-        ranked = np.argsort(dist, kind="stable")
-        for k in ks:
-            hits[k] += bool(np.any(labels[ranked[:k]] == labels[q]))
-    return {f"recall@{k}": hits[k] / counted if counted else float("nan") for k in ks}

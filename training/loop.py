@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from retrieval.atomic import atomic_torch_save
 from training.losses.registry import MetricLoss
-from training.oahu import atomic_torch_save
 from training.samplers import (
     batch_from_triplets,
     click_groups,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from retrieval.atomic import atomic_torch_save
 from training.abtl import abtl_terms, check_tau, combine_terms, triplet_distances
 from training.hedge import hedge_sequence, hedge_step, uniform_alpha
 from training.oahu_backprop import Params, forward_backward, sgd_update
@@ -191,6 +191,7 @@ class OAHU:
         self._anchor = [p.copy() for p in self._params.all()] if cfg.anchor_decay else None
         self._alpha = uniform_alpha(self.network.num_depths)
         self.triplets_seen = 0
+        self.device, self.engine = torch.device("cpu"), "numpy"
 
     # ----------------------------------------------------------------------------------------- basis
     def fit_basis(self, features: np.ndarray) -> None:
@@ -259,6 +260,8 @@ class OAHU:
             return PartialFitStats(0, 0.0, [0.0] * self.num_depths, self._alpha.tolist())
         cfg = self.config
         z_all, scale_all, rest_pos, rest_neg = self._prepare(anchor_feats, pos_feats, neg_feats)
+        if self.device.type != "cpu" or self.engine == "torch":
+            return self._partial_fit_torch(z_all, scale_all, rest_pos, rest_neg, batch_size)
         params = self._params.all()
         loss_sum = 0.0
         depth_sum = np.zeros(self.num_depths)
@@ -287,6 +290,57 @@ class OAHU:
             else:
                 self._alpha = hedge_sequence(self._alpha, values, cfg.beta, cfg.s)
             self.triplets_seen += stop - start
+        return PartialFitStats(total, loss_sum / total, (depth_sum / total).tolist(), self._alpha.tolist())
+
+    def use_device(self, device: str | torch.device, engine: str | None = None) -> OAHU:
+        """Where partial_fit runs: "cpu" (the NumPy pass, default) or a torch device such as "cuda" (the
+        torch pass, training/oahu_torch.py). ``engine="torch"`` forces the torch pass on the CPU too (tests).
+        Not saved with the state: whoever loads a learner chooses its device."""
+        self.device = torch.device(device)
+        self.engine = engine or ("numpy" if self.device.type == "cpu" else "torch")
+        if self.engine not in ("numpy", "torch"):
+            raise ValueError("engine must be 'numpy' or 'torch'")
+        return self
+
+    def _partial_fit_torch(self, z_all: np.ndarray, scale_all: np.ndarray, rest_pos: np.ndarray,
+                           rest_neg: np.ndarray, batch_size: int) -> PartialFitStats:
+        """partial_fit's loop with the torch pass on self.device; weights copied there and back once."""
+        from training import oahu_torch
+
+        cfg, device = self.config, self.device
+        host = self._params.all()
+        params = [torch.from_numpy(p).to(device, copy=True) for p in host]
+        buffers = [None if b is None else torch.from_numpy(b).to(device, copy=True) for b in self._momentum]
+        anchor = None if self._anchor is None else [torch.from_numpy(a).to(device) for a in self._anchor]
+        hidden_count, depths = len(self._params.hidden_w), self.num_depths
+        z_dev = torch.from_numpy(np.ascontiguousarray(z_all)).to(device)
+        scale_dev = torch.from_numpy(np.ascontiguousarray(scale_all, dtype=np.float32)).to(device)
+        rest_pos_dev = torch.from_numpy(np.ascontiguousarray(rest_pos, dtype=np.float32)).to(device)
+        rest_neg_dev = torch.from_numpy(np.ascontiguousarray(rest_neg, dtype=np.float32)).to(device)
+        total = z_all.shape[1]
+        loss_sum, depth_sum = 0.0, np.zeros(depths)
+        for start in range(0, total, batch_size):
+            stop = min(start + batch_size, total)
+            hidden = list(zip(params[:hidden_count], params[hidden_count : 2 * hidden_count], strict=True))
+            embeds = list(zip(params[2 * hidden_count : 2 * hidden_count + depths],
+                              params[2 * hidden_count + depths :], strict=True))
+            values_t, grads = oahu_torch.forward_backward(
+                hidden, embeds, z_dev[:, start:stop].reshape(-1, z_all.shape[2]),
+                scale_dev[:, start:stop].reshape(-1), rest_pos_dev[start:stop], rest_neg_dev[start:stop],
+                self._alpha, cfg.tau, cfg.self_weighted, cfg.skip)
+            oahu_torch.sgd_update(params, grads, buffers, cfg.lr, cfg.momentum, cfg.weight_decay, anchor,
+                                  cfg.anchor_decay)
+            values = values_t.cpu().numpy()
+            loss_sum += float((values @ self._alpha).sum())
+            depth_sum += values.sum(0)
+            if stop - start == 1:
+                self._alpha = hedge_step(self._alpha, values[0], cfg.beta, cfg.s)
+            else:
+                self._alpha = hedge_sequence(self._alpha, values, cfg.beta, cfg.s)
+            self.triplets_seen += stop - start
+        for target, tensor in zip(host, params, strict=True):
+            target[...] = tensor.cpu().numpy()
+        self._momentum = [None if b is None else b.cpu().numpy() for b in buffers]
         return PartialFitStats(total, loss_sum / total, (depth_sum / total).tolist(), self._alpha.tolist())
 
     def _prepare(
@@ -414,28 +468,3 @@ def _default_basis(basis_dim: int, input_dim: int, generator: torch.Generator) -
         return torch.eye(input_dim)
     q, _ = torch.linalg.qr(torch.randn(input_dim, basis_dim, generator=generator))
     return q.T.contiguous()
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """torch.save to ``<path>.part``, fsync, os.replace onto ``path`` (never a half-written file)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
-    try:
-        with open(part, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(part, target)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    return target
-
-
-def as_triplet_arrays(
-    features: np.ndarray, triplets: Sequence[tuple[int, int, int]] | np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Index a feature matrix by (anchor, positive, negative) index rows."""
-    idx = np.asarray(triplets, dtype=np.int64).reshape(-1, 3)
-    return features[idx[:, 0]], features[idx[:, 1]], features[idx[:, 2]]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import torch
 from pytorch_metric_learning.samplers import MPerClassSampler
@@ -72,10 +70,3 @@ def batch_from_triplets(
     items, inverse = np.unique(rows.reshape(-1), return_inverse=True)
     local = torch.as_tensor(inverse.reshape(-1, 3))
     return items, (local[:, 0], local[:, 1], local[:, 2])
-
-
-def iterate_epochs(start_epoch: int) -> Iterator[int]:
-    epoch = start_epoch
-    while True:
-        yield epoch
-        epoch += 1

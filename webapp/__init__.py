@@ -1,4 +1,5 @@
-"""The Django project: settings, URLs, the Celery app and the apps (gallery, search)."""
+"""The Django project: settings, URLs, the Celery app, the runtime object and the apps (gallery, search,
+feedback, learning)."""
 
 from webapp.celery import app as celery_app
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -78,6 +79,22 @@ def env_list(name: str, default: list[str], choices: set[str] | None = None) -> 
     return items
 
 
+def env_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated IP addresses or networks (``10.0.0.5, 172.16.0.0/12``); anything else is an error."""
+    value = env_str(name)
+    if value is None:
+        return []
+    networks = []
+    for item in (part.strip() for part in value.split(",")):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not an IP address or network (e.g. 10.0.0.5 or 172.16.0.0/12)."
+            ) from None
+    return networks
+
+
 def parse_database_url(url: str, base_dir: Path) -> dict:
     """``sqlite:///relative/or//absolute/path`` or ``postgres://user:pass@host:port/name``."""
     parsed = urlparse(url)
@@ -90,7 +107,11 @@ def parse_database_url(url: str, base_dir: Path) -> dict:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(file),
-            "OPTIONS": {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"},
+            # IMMEDIATE: a transaction takes the write lock when it begins, so concurrent writers wait for it
+            # (up to `timeout` seconds). A DEFERRED one that reads, then writes, fails at once with "database is
+            # locked" when another writer got there first (SQLite cannot wait: its snapshot is stale).
+            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE",
+                        "init_command": "PRAGMA journal_mode=WAL;"},
             # A file, not shared-cache memory, so that tests with threads lock like production does.
             "TEST": {"NAME": str(file.with_name(f"test-{file.stem}.sqlite3"))},
         }

@@ -14,3 +14,13 @@ class Pagination(PageNumberPagination):
             if len(values) > 1 or not values[0].isdigit() or not 1 <= int(values[0]) <= self.max_page_size:
                 raise ValidationError({"page_size": f"must be one whole number from 1 to {self.max_page_size}."})
         return super().get_page_size(request)
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        """The schema states the bounds `get_page_size` enforces."""
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {**parameter["schema"], "minimum": 1, "maximum": self.max_page_size}
+            if parameter["name"] == self.page_query_param:
+                parameter["schema"] = {**parameter["schema"], "minimum": 1}
+        return parameters

@@ -18,6 +18,7 @@ from webapp.env import (
     env_float,
     env_int,
     env_list,
+    env_networks,
     env_rate,
     env_str,
     parse_database_url,
@@ -42,6 +43,9 @@ ALLOWED_HOSTS = env_list(
     "DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]", "testserver"]
 )
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# Reverse proxies whose X-Forwarded-For is believed (rate limits, login lockout); every other request is keyed
+# on its socket address (docs/security.md).
+TRUSTED_PROXIES = env_networks("REFIND_TRUSTED_PROXIES")
 
 # Cache (rate-limit counters): per process by default; share it between processes through Redis.
 # While Redis is down the shared cache reads as empty (rate limits fail open) instead of failing requests.
@@ -82,6 +86,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI's assets, served from here (no CDN)
     "csp",
     "django_celery_beat",
+    "axes",
     "webapp.gallery",
     "webapp.search",
     "webapp.feedback",
@@ -89,6 +94,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "webapp.health.HealthMiddleware",  # /healthz: before the HTTPS redirect and the host check
     "django.middleware.security.SecurityMiddleware",
     "webapp.errors.DatabaseUnavailableMiddleware",
     "webapp.errors.RequestSizeLimitMiddleware",
@@ -101,6 +107,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: answers a locked-out login
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -133,6 +140,15 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "/admin/login/"
+# Login lockout (django-axes): REFIND_LOGIN_FAILURE_LIMIT failed logins from one client address lock it out of
+# logging in for REFIND_LOGIN_COOLOFF_MINUTES (docs/security.md). Token-authenticated API calls are unaffected.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("REFIND_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = env_float("REFIND_LOGIN_COOLOFF_MINUTES", 15.0, minimum=0.1) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_CLIENT_IP_CALLABLE = "webapp.throttling.client_ip"  # X-Forwarded-For only from REFIND_TRUSTED_PROXIES
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -151,6 +167,9 @@ MIN_IMAGE_SIDE = env_int("REFIND_MIN_IMAGE_SIDE", 32, minimum=1)
 MAX_IMAGE_PIXELS = env_int("REFIND_MAX_IMAGE_PIXELS", 50_000_000, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
+# Staff gallery uploads (many files or an archive in one request; webapp/gallery/upload_limit.py)
+MAX_IMPORT_REQUEST_BYTES = env_int("REFIND_MAX_IMPORT_REQUEST_BYTES", 1024**3, minimum=1024)
+DATA_UPLOAD_MAX_NUMBER_FILES = 1000
 
 # Retrieval
 _NETWORK = env_str("REFIND_BACKBONE", "efficientnet_lite0")
@@ -164,12 +183,14 @@ except PoolingError as exc:
     raise ImproperlyConfigured(f"REFIND_GEM_P: {exc}") from exc
 # The features the app extracts: network + pooling (e.g. "efficientnet_lite0+gem3"); a change re-extracts.
 BACKBONE = pooled_name(_NETWORK, _POOLING)
+LOADED_BACKBONES = env_int("REFIND_LOADED_BACKBONES", 2, minimum=1, maximum=64)  # per process: webapp/runtime.py
 INDEX_FACTORY = env_str("REFIND_INDEX_FACTORY", "Flat")
 try:
     validate_factory(INDEX_FACTORY)
 except IndexFactoryError as exc:
     raise ImproperlyConfigured(f"REFIND_INDEX_FACTORY: {exc}") from exc
 HNSW_EF_SEARCH = env_int("REFIND_HNSW_EF_SEARCH", 128, minimum=1, maximum=100_000)
+IVF_NPROBE = env_int("REFIND_IVF_NPROBE", 16, minimum=1, maximum=1_000_000)
 SEARCH_THREADS = env_int("REFIND_SEARCH_THREADS", 1, minimum=1, maximum=256)
 EXTRACT_BATCH_SIZE = env_int("REFIND_EXTRACT_BATCH_SIZE", 16, minimum=1, maximum=512)
 EXTRACT_PARALLEL = env_int("REFIND_EXTRACT_PARALLEL", os.cpu_count() or 1, minimum=1, maximum=256)
@@ -178,6 +199,13 @@ INFERENCE = env_choice("REFIND_INFERENCE", DEFAULT_INFERENCE_PATH, set(INFERENCE
 # This host's exported (ONNX) models, named by their content: safe to share between data dirs of one host.
 EXPORTS_DIR = Path(env_str("REFIND_EXPORTS_DIR", str(DATA_DIR / "exported"))).resolve()
 SEARCH_DEFAULT_K = 20
+# Zero-click re-weighting and click memory (docs/benchmarks.md §10)
+QUERY_EXPANSION = env_int("REFIND_QUERY_EXPANSION", 0, minimum=0, maximum=50)  # αQE: top k (0 = off)
+DBA_K = env_int("REFIND_DBA", 1, minimum=0, maximum=50)  # αDBA at index build: nearest k (0 = off)
+CLICK_MEMORY = env_bool("REFIND_CLICK_MEMORY", True)
+CLICK_MEMORY_MAX_SHIFT = env_float("REFIND_CLICK_MEMORY_MAX_SHIFT", 0.15, minimum=0.0)
+if CLICK_MEMORY_MAX_SHIFT > 2.0:
+    raise ImproperlyConfigured(f"REFIND_CLICK_MEMORY_MAX_SHIFT={CLICK_MEMORY_MAX_SHIFT} must be at most 2.")
 SEARCH_MAX_K = 100
 # Feedback → triplets (docs/feedback.md)
 FEEDBACK_NEGATIVES = env_choice("REFIND_FEEDBACK_NEGATIVES", "skip_above", {"skip_above", "explicit_only"})
@@ -201,8 +229,10 @@ GUARD_MAX_QUERIES = env_int("REFIND_GUARD_MAX_QUERIES", 10_000, minimum=10)
 GUARD_MIN_DISCORDANT = env_int("REFIND_GUARD_MIN_DISCORDANT", 10, minimum=1)
 GUARD_CONFIDENCE = min(0.999, env_float("REFIND_GUARD_CONFIDENCE", 0.95, minimum=0.5))
 PROMOTION_TOLERANCE_POINTS = env_float("REFIND_PROMOTION_TOLERANCE_POINTS", 0.5, minimum=0.0)
+ANONYMOUS_RETENTION_DAYS = env_int("REFIND_ANONYMOUS_RETENTION_DAYS", 30, minimum=1)
 LEARNING_HELDOUT_IMPRESSION_EVERY = env_int("REFIND_HELDOUT_IMPRESSION_EVERY", 5, minimum=0)
 LEARNING_STALE_SECONDS = env_int("REFIND_STALE_RUN_SECONDS", 120, minimum=5)
+LEARNING_QUEUE_WAIT_SECONDS = env_int("REFIND_QUEUE_WAIT_SECONDS", 600, minimum=10)  # a queued run nobody takes
 INDEX_CHECK_SECONDS = env_float("REFIND_INDEX_CHECK_SECONDS", 1.0, minimum=0.0)
 # Results scoring below this similarity are set apart as "weaker matches" (measured: docs/benchmarks.md §12)
 RELEVANCE_CUTOFF = env_float("REFIND_RELEVANCE_CUTOFF", 0.5, minimum=-1.0)
@@ -229,7 +259,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
                                     "interval_max": 0.5}
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"webapp.learning.tasks.*": {"queue": "training"}}
+CELERY_TASK_ROUTES = ("webapp.learning.dispatch.route",)  # queue names: webapp/learning/dispatch.py
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -237,15 +267,33 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Gallery lifecycle (docs/gallery.md)
+IMPORT_CHUNK_SIZE = env_int("REFIND_IMPORT_CHUNK_SIZE", 256, minimum=1, maximum=100_000)
+IMPORT_STALE_SECONDS = env_int("REFIND_IMPORT_STALE_SECONDS", 300, minimum=5)
+WATCHED_FOLDERS = env_list("REFIND_WATCHED_FOLDERS", [])
+WATCH_WITHDRAW_MISSING = env_bool("REFIND_WATCH_WITHDRAW_MISSING", False)
+KEEP_ROLLBACK_VERSIONS = env_int("REFIND_KEEP_ROLLBACK_VERSIONS", 10, minimum=1)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "learning-housekeeping": {
         "task": "webapp.learning.tasks.housekeeping",
         "schedule": env_float("REFIND_HOUSEKEEPING_SECONDS", 30.0, minimum=5.0),
     },
+    "prune-visitors": {  # expired sessions, unjudged anonymous impressions (webapp/feedback/tasks.py)
+        "task": "webapp.feedback.tasks.prune_visitors",
+        "schedule": 3600.0,
+    },
     "refresh-index": {
         "task": "webapp.gallery.tasks.refresh_index",
         "schedule": env_float("REFIND_REFRESH_INDEX_SECONDS", 300.0, minimum=10.0),
+    },
+    "import-housekeeping": {  # re-sends chunks whose worker died, scans watched folders
+        "task": "webapp.gallery.tasks.import_housekeeping",
+        "schedule": env_float("REFIND_WATCH_SECONDS", 60.0, minimum=5.0),
+    },
+    "prune-artifacts": {
+        "task": "webapp.gallery.tasks.prune_artifacts",
+        "schedule": env_float("REFIND_PRUNE_SECONDS", 3600.0, minimum=60.0),
     },
 }
 
@@ -263,7 +311,7 @@ REST_FRAMEWORK = {
         "feedback": env_rate("REFIND_THROTTLE_FEEDBACK", "600/min"),
     },
     "PAGE_SIZE": env_int("REFIND_API_PAGE_SIZE", 50, minimum=1, maximum=1000),
-    "EXCEPTION_HANDLER": "webapp.search.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "webapp.errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Refind API",

@@ -11,6 +11,7 @@ from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from webapp.artifacts import local_root
+from webapp.gallery import privacy
 
 
 def media(request: HttpRequest, path: str) -> HttpResponse:
@@ -19,6 +20,8 @@ def media(request: HttpRequest, path: str) -> HttpResponse:
     root = local_root(default_storage)
     if root is None:
         raise Http404("Media is served by the media storage, not by this server.")
+    if not privacy.media_visible(path, request):  # someone else's query image: as if it did not exist
+        raise Http404(privacy.NOT_FOUND)
     return serve(request, path, document_root=root)
 
 
@@ -26,6 +29,7 @@ urlpatterns = [
     path("", include("webapp.search.urls")),
     path("", include("webapp.feedback.urls")),
     path("", include("webapp.learning.urls")),
+    path("", include("webapp.gallery.urls")),
     path("api/v1/", include("webapp.search.api_urls")),
     path("api/v1/", include("webapp.feedback.api_urls")),
     path("api/v1/", include("webapp.learning.api_urls")),

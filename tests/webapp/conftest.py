@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from webapp.gallery import pipeline
 from webapp.gallery.demo import generate_demo_gallery
-from webapp.gallery.importer import ImportReport, import_tree
+from webapp.gallery.importer import ImportReport
+from webapp.gallery.jobs import import_tree
+from webapp.runtime import runtime
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -35,13 +36,9 @@ def data_dir(tmp_path: Path, settings) -> Path:
     from django.core.cache import cache
 
     cache.clear()  # rate-limit history starts empty in every test
-    pipeline.reset_data_caches()
-    from webapp.search import service
-
-    # the process-wide index holder would otherwise keep serving the previous test's index (and its row ids)
-    service._holder = service.new_holder()
+    runtime.reset()  # also a new index holder: the previous test's index (and its row ids) is not served
     yield root
-    pipeline.reset_data_caches()
+    runtime.reset()
 
 
 @pytest.fixture

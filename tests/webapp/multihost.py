@@ -9,8 +9,7 @@ from django.core.files.storage import Storage
 from django.utils._os import safe_join
 
 from retrieval.index import IndexHolder
-from webapp.gallery import pipeline
-from webapp.search import service
+from webapp.runtime import new_index_holder, runtime
 
 
 class ObjectStorage(Storage):
@@ -60,8 +59,8 @@ def become_host(settings, monkeypatch, root: Path) -> None:
     settings.DATA_DIR = root
     settings.FEATURES_DIR = root / "features"
     settings.CACHE_DIR = root / "cache"
-    pipeline.reset_data_caches()
-    monkeypatch.setattr(service, "_holder", _processes.setdefault(str(root), service.new_holder()))
+    runtime.reset()
+    monkeypatch.setattr(runtime, "index_holder", _processes.setdefault(str(root), new_index_holder()))
 
 
 def files_under(root: Path) -> set[str]:

@@ -22,6 +22,7 @@ from webapp.gallery import tasks
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
 from webapp.learning.models import TrainingRun
 from webapp.learning.online import CURSOR
+from webapp.learning.parameters import RunParameters
 from webapp.learning.runs import start_run
 from webapp.search import service
 
@@ -105,7 +106,7 @@ def test_disk_full_while_writing_a_model(
     cursor = consumer.open_cursor(CURSOR)
     (_upload_disk_full if where == "upload" else _torch_disk_full)(monkeypatch)
     params = {"data": "labels", "epochs": 1} if mode == "batch" else {}
-    run = start_run(mode, params)
+    run = start_run(RunParameters.of(mode, **params))
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.FAILED
     assert "ArtifactError" in run.message and "No space left on device" in run.message
@@ -116,7 +117,7 @@ def test_disk_full_while_writing_a_model(
     assert _serving(query) == before
 
     monkeypatch.undo()  # space again: the same run succeeds, from the same triplets
-    retry = start_run(mode, params)
+    retry = start_run(RunParameters.of(mode, **params))
     retry.refresh_from_db()
     assert retry.status == TrainingRun.Status.PROMOTED, (retry.message, retry.error)
     assert _serving(query) == (IndexVersion.objects.get(is_active=True).pk, retry.candidate_id)

@@ -16,13 +16,15 @@ from tests.webapp.multihost import become_host, files_under
 from webapp import artifacts
 from webapp.feedback import consumer
 from webapp.feedback.splits import split_gallery
-from webapp.gallery import indexing, pipeline
+from webapp.gallery import indexing
 from webapp.gallery.features import ensure_features
-from webapp.gallery.importer import import_tree
+from webapp.gallery.jobs import import_tree
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
 from webapp.learning.models import TrainingRun
 from webapp.learning.online import CURSOR
+from webapp.learning.parameters import RunParameters
 from webapp.learning.runs import start_run
+from webapp.runtime import runtime
 from webapp.search import service
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +38,7 @@ def _upload_search() -> dict:
 
 
 def _oahu_run() -> ModelVersion:
-    run = start_run(TrainingRun.Mode.OAHU)
+    run = start_run(RunParameters.of(TrainingRun.Mode.OAHU))
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.PROMOTED, (run.message, run.error)
     return run.candidate
@@ -76,7 +78,7 @@ def test_web_host_serves_what_worker_hosts_publish(
     assert {version.head_file, cursor.artifact, second.path} <= files_under(object_storage)
 
     become_host(settings, monkeypatch, web)  # its process, still serving the first index, swaps
-    assert service._holder._current.version == first.pk
+    assert runtime.index_holder._current.version == first.pk
     after = service.search_similar(query, k=5)
     assert (after.index_version, after.model_version.pk) == (second.pk, version.pk)
     assert {f"cache/{second.path}", f"cache/{version.head_file}"} <= files_under(web)
@@ -129,7 +131,7 @@ def test_a_host_extracts_the_features_it_lacks_from_the_stored_originals(
     become_host(settings, monkeypatch, tmp_path / "host-a")
     import_tree(demo_folder, labels_from_dirs=True)
     ids = np.array(sorted(Image.objects.values_list("id", flat=True)), dtype=np.int64)
-    extracted_on_a = pipeline.feature_store().get(ids)
+    extracted_on_a = runtime.feature_store().get(ids)
     lost = Image.objects.get(pk=ids[-1])
     object_storage.joinpath(lost.file.name).unlink()  # an original gone from the storage
 

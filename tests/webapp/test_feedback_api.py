@@ -67,7 +67,7 @@ def test_uploaded_queries_never_appear_in_results(gallery) -> None:
     ("payload", "status", "message"),
     [
         ({"query_id": 999999, "image_id": 1, "judgement": "click"}, 404, "No image with id 999999"),
-        ({"query_id": "Q", "image_id": "I", "judgement": "click"}, 404, "No search of this query by you"),
+        ({"query_id": "Q", "image_id": "I", "judgement": "click"}, 404, "No image with id"),  # not hers: as if missing
         ({"query_id": "Q", "image_id": 999999, "judgement": "click"}, 404, "No image with id 999999"),
         ({"query_id": "Q", "image_id": "X", "judgement": "click"}, 400, "was not shown"),
         ({"query_id": "Q", "image_id": "I", "judgement": "love"}, 400, "judgement"),

@@ -10,9 +10,9 @@ import pytest
 from django.core.management import call_command
 
 from tests.imagefactory import bomb_png, image_bytes, truncated_jpeg
-from webapp.gallery import pipeline
-from webapp.gallery.importer import import_tree
+from webapp.gallery.jobs import import_tree
 from webapp.gallery.models import Image, IndexVersion
+from webapp.runtime import runtime
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +27,7 @@ def test_import_stores_files_features_labels_and_activates_an_index(demo_folder:
         assert (data_dir / "media" / image.file.name).exists()
         assert (data_dir / "media" / image.thumbnail.name).exists()
     ids = np.array(list(images.values_list("id", flat=True)))
-    assert pipeline.feature_store().contains(ids).all()
+    assert runtime.feature_store().contains(ids).all()
     active = IndexVersion.objects.get(is_active=True)
     assert active.ntotal == 36 and (data_dir / active.path).exists()
 
@@ -49,7 +49,7 @@ def test_rerun_skips_everything_without_a_new_index(demo_folder: Path) -> None:
 
 def test_resume_embeds_images_stored_before_a_crash(demo_folder: Path, monkeypatch) -> None:
     calls = {"n": 0}
-    real_append = pipeline.feature_store().append
+    real_append = runtime.feature_store().append
 
     def crash_on_second_batch(ids, vectors):
         calls["n"] += 1
@@ -57,16 +57,16 @@ def test_resume_embeds_images_stored_before_a_crash(demo_folder: Path, monkeypat
             raise KeyboardInterrupt("simulated crash")
         real_append(ids, vectors)
 
-    monkeypatch.setattr(pipeline.feature_store(), "append", crash_on_second_batch)
+    monkeypatch.setattr(runtime.feature_store(), "append", crash_on_second_batch)
     with pytest.raises(KeyboardInterrupt):
         import_tree(demo_folder, labels_from_dirs=True)
     monkeypatch.undo()
     stored_before = Image.objects.count()
-    assert 0 < len(pipeline.feature_store()) < stored_before <= 36  # rows exist without features
+    assert 0 < len(runtime.feature_store()) < stored_before <= 36  # rows exist without features
     report = import_tree(demo_folder, labels_from_dirs=True)
     assert report.imported + report.skipped == 36 and not report.failed
     assert Image.objects.count() == 36
-    assert len(pipeline.feature_store()) == 36
+    assert len(runtime.feature_store()) == 36
     assert IndexVersion.objects.get(is_active=True).ntotal == 36
 
 

@@ -10,6 +10,7 @@ from django.test import Client
 
 from webapp.gallery import indexing
 from webapp.gallery.models import Image, IndexVersion
+from webapp.runtime import runtime
 from webapp.search import service
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +40,7 @@ def test_a_corrupted_index_keeps_the_previous_one_serving(gallery, data_dir: Pat
 def test_with_no_index_loaded_yet_search_answers_503_not_500(gallery, data_dir: Path) -> None:
     active = IndexVersion.objects.get(is_active=True)
     (data_dir / active.path).write_bytes(b"broken")
-    service._holder._current = None  # a fresh process that never loaded an index
+    runtime.index_holder._current = None  # a fresh process that never loaded an index
     with pytest.raises(service.SearchUnavailable, match="cannot be loaded"):
         service.search_similar(Image.objects.first(), k=5)
     assert "RuntimeError" in IndexVersion.objects.get(pk=active.pk).load_error

@@ -12,8 +12,9 @@ from rest_framework.test import APIClient
 
 from retrieval.heads import PCAHead, save_head
 from tests.imagefactory import image_bytes
-from webapp.gallery import indexing, pipeline
+from webapp.gallery import indexing
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
+from webapp.runtime import runtime
 from webapp.search import service
 
 
@@ -27,7 +28,7 @@ def _search(k: int = 5) -> dict:
 
 
 def _pca_version(data_dir: Path) -> ModelVersion:
-    _, features = pipeline.feature_store().all()
+    _, features = runtime.feature_store().all()
     save_head(PCAHead.fit(np.asarray(features), 16), data_dir / "models" / "pca.npz")
     return ModelVersion.objects.create(backbone=settings.BACKBONE, head_kind="pca", head_file="models/pca.npz")
 

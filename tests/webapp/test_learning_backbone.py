@@ -12,10 +12,11 @@ from retrieval.images import decode_image
 from retrieval.inference import ExportOptions, export_key
 from tests.webapp.learning_support import give_feedback
 from webapp import artifacts
-from webapp.gallery import pipeline
 from webapp.gallery.models import Image, IndexVersion
 from webapp.learning.models import TrainingRun
+from webapp.learning.parameters import RunParameters
 from webapp.learning.runs import start_run
+from webapp.runtime import exported_artifact_name, runtime
 from webapp.search import service
 
 pytestmark = pytest.mark.django_db
@@ -26,8 +27,8 @@ def backbone_run(split_demo, eager_tasks, settings) -> TrainingRun:
     """A finished batch run with `backbone: true` on feedback over the demo gallery (the guard let through)."""
     settings.PROMOTION_GUARD = "off"
     give_feedback(queries=6, clicks=1)
-    run = start_run(TrainingRun.Mode.BATCH, {"loss": "triplet", "epochs": 1, "batch_size": 12, "lr": 1e-3,
-                                             "data": "triplets", "backbone": True, "device": "cpu"})
+    run = start_run(RunParameters.of(TrainingRun.Mode.BATCH, loss="triplet", epochs=1, batch_size=12, lr=1e-3,
+                                     data="triplets", backbone=True, device="cpu"))
     run.refresh_from_db()
     return run
 
@@ -41,29 +42,29 @@ def test_a_backbone_run_publishes_tuned_weights_and_the_index_searches_with_them
     assert name == base.backbone and artifacts.exists(weights) and version.head_kind == "identity"
     assert IndexVersion.objects.get(is_active=True).model_version == version
 
-    tuned = pipeline.backbone(version.backbone).model
-    pretrained = pipeline.backbone(base.backbone).model
+    tuned = runtime.backbone(version.backbone).model
+    pretrained = runtime.backbone(base.backbone).model
     assert any(not torch.equal(a, b) for a, b in zip(tuned.state_dict().values(),
                                                     pretrained.state_dict().values(), strict=True))
     gallery = Image.objects.filter(role=Image.Role.GALLERY).order_by("id").values_list("id", flat=True)
     ids = np.array(list(gallery))
-    store = pipeline.feature_store(version.backbone)
+    store = runtime.feature_store(version.backbone)
     assert store.contains(ids).all()
     # The GPU/CPU re-extraction of the run equals what the CPU extractor of any host computes.
     stored = store.get(ids[:3])
-    pipeline.reset_data_caches()
+    runtime.reset()
     crops = []
     for image in Image.objects.filter(pk__in=ids[:3].tolist()).order_by("id"):
         with default_storage.open(image.file.name, "rb") as handle:
             data = handle.read()
             crops.append(preprocess(decode_image(data, max_bytes=len(data) + 1).rgb,
-                                    pipeline.backbone(version.backbone)))
-    extractor = pipeline.extractor(version.backbone)
+                                    runtime.backbone(version.backbone)))
+    extractor = runtime.extractor(version.backbone)
     fresh = extractor.features(crops)
     np.testing.assert_allclose(stored, fresh, rtol=1e-3, atol=1e-4)
     # The run published the tuned backbone's exported model beside its weights; hosts run that file.
-    key = export_key(pipeline.backbone(version.backbone), ExportOptions(precision=settings.INFERENCE))
-    published = pipeline.exported_artifact_name(weights, key)
+    key = export_key(runtime.backbone(version.backbone), ExportOptions(precision=settings.INFERENCE))
+    published = exported_artifact_name(weights, key)
     assert settings.INFERENCE != "torch" and artifacts.exists(published)
     assert extractor.forward.model_path == artifacts.fetch(published)
 
@@ -72,5 +73,5 @@ def test_a_query_upload_is_embedded_with_the_active_tuned_backbone(backbone_run,
     version = backbone_run.candidate
     upload = next(path for path in sorted(demo_folder.rglob("*")) if path.is_file()).read_bytes()
     result = service.search_upload(upload, "query.png", k=5)
-    assert pipeline.feature_store(version.backbone).contains(np.array([result.query.pk]))[0]
+    assert runtime.feature_store(version.backbone).contains(np.array([result.query.pk]))[0]
     assert len(result.hits) == 5

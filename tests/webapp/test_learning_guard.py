@@ -11,22 +11,23 @@ from django.utils import timezone
 
 from retrieval.heads import PCAHead, save_head
 from tests.webapp.learning_support import give_feedback
-from webapp.gallery import pipeline
 from webapp.gallery.models import IndexVersion, ModelVersion
 from webapp.learning import claims
 from webapp.learning.evaluation import guard_query_rows
 from webapp.learning.models import TrainingLock, TrainingRun
+from webapp.learning.parameters import RunParameters
 from webapp.learning.promotion import promote_or_reject, rollback
 from webapp.learning.runs import execute, reap_stale_runs, start_run
+from webapp.runtime import runtime
 
 pytestmark = pytest.mark.django_db
 
 
 def _worse_version(data_dir: Path) -> ModelVersion:
     """A deliberately bad metric: 2 principal components of 1280."""
-    _, features = pipeline.feature_store().all()
+    _, features = runtime.feature_store().all()
     save_head(PCAHead.fit(np.asarray(features), 2), data_dir / "models" / "bad.npz")
-    active = pipeline.active_model_version()
+    active = ModelVersion.active()
     return ModelVersion.objects.create(backbone=active.backbone, head_kind="pca", head_file="models/bad.npz",
                                        parent=active)
 
@@ -65,9 +66,9 @@ def test_rollback_reactivates_an_earlier_version(split_demo, data_dir, settings)
 
 
 def test_a_second_trigger_is_refused_while_a_run_holds_the_claim(db) -> None:
-    first = start_run(TrainingRun.Mode.BATCH, {"loss": "triplet"})  # broker not eager: stays queued
+    first = start_run(RunParameters.of(TrainingRun.Mode.BATCH, loss="triplet"))  # broker not eager: stays queued
     with pytest.raises(claims.TrainingBusy, match=f"run {first.pk}"):
-        start_run(TrainingRun.Mode.OAHU)
+        start_run(RunParameters.of(TrainingRun.Mode.OAHU))
     assert TrainingRun.objects.count() == 1
     assert TrainingLock.objects.get().run == first
 
@@ -87,7 +88,7 @@ def test_a_run_whose_worker_died_is_failed_and_frees_the_claim(db, settings) -> 
 def test_batch_fine_tuning_on_feedback_produces_a_candidate(split_demo, eager_tasks, settings, loss) -> None:
     settings.PROMOTION_GUARD = "off"
     give_feedback()
-    run = start_run(TrainingRun.Mode.BATCH, {"loss": loss, "epochs": 2, "lr": 1e-3, "data": "triplets"})
+    run = start_run(RunParameters.of(TrainingRun.Mode.BATCH, loss=loss, epochs=2, lr=1e-3, data="triplets"))
     run.refresh_from_db()
     assert run.status == "promoted", (run.message, run.error)
     version = run.candidate
@@ -110,7 +111,7 @@ def test_batch_fine_tuning_on_labels_never_uses_held_out_labels(split_demo, eage
     import unittest.mock
 
     with unittest.mock.patch.object(batch, "fine_tune", spy):
-        run = start_run(TrainingRun.Mode.BATCH, {"loss": "multi_similarity", "epochs": 1, "data": "labels"})
+        run = start_run(RunParameters.of(TrainingRun.Mode.BATCH, loss="multi_similarity", epochs=1, data="labels"))
     run.refresh_from_db()
     assert run.status == "promoted", run.error
     assert seen["rows"] == 24  # the feedback half only (12 held-out images excluded)

@@ -12,20 +12,20 @@ from retrieval.heads import PCAHead, save_head
 from tests.webapp.learning_support import _Request
 from webapp.feedback import impressions
 from webapp.feedback.triplets import record_judgement
-from webapp.gallery import pipeline
 from webapp.gallery.importer import import_tree
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
 from webapp.learning.evaluation import evaluate_version, guard_queries, heldout_clicks
 from webapp.learning.promotion import promote_or_reject
+from webapp.runtime import runtime
 from webapp.search import service
 
 pytestmark = pytest.mark.django_db
 
 
 def _pca_version(dims: int, data_dir: Path) -> ModelVersion:
-    _, features = pipeline.feature_store().all()
+    _, features = runtime.feature_store().all()
     save_head(PCAHead.fit(np.asarray(features), dims), data_dir / "models" / f"pca{dims}.npz")
-    active = pipeline.active_model_version()
+    active = ModelVersion.active()
     return ModelVersion.objects.create(backbone=active.backbone, head_kind="pca", head_file=f"models/pca{dims}.npz",
                                        parent=active)
 
@@ -41,10 +41,10 @@ def test_held_out_images_leave_the_index_and_are_never_shown(split_demo) -> None
 
 
 def test_the_labelled_report_searches_held_out_queries_against_the_feedback_half(split_demo) -> None:
-    report = evaluate_version(pipeline.active_model_version())["labelled"]
+    report = evaluate_version(ModelVersion.active())["labelled"]
     assert report["protocol"] == "held-out queries, not in the index"
     assert (report["queries"], report["gallery"]) == (12, 24)
-    store = pipeline.feature_store()
+    store = runtime.feature_store()
     rows = list(Image.objects.exclude(split="").values_list("id", "label", "split"))
     queries = [(i, label) for i, label, split in rows if split == Image.Split.HELDOUT]
     reference = [(i, label) for i, label, split in rows if split == Image.Split.FEEDBACK]
@@ -83,9 +83,9 @@ def test_on_an_unlabelled_gallery_one_held_out_click_is_not_evidence(db, data_di
         impression = impressions.record(request, service.search_similar(query, k=10))
         if impression.pk % 5 == 0:
             record_judgement(impression, impression.shown[0], "click")
-    assert len(heldout_clicks()) == 1 and guard_queries(pipeline.active_model_version().backbone).kind == "feedback"
-    candidate = ModelVersion.objects.create(backbone=pipeline.active_model_version().backbone, head_kind="identity",
-                                            parent=pipeline.active_model_version())
+    assert len(heldout_clicks()) == 1 and guard_queries(ModelVersion.active().backbone).kind == "feedback"
+    candidate = ModelVersion.objects.create(backbone=ModelVersion.active().backbone, head_kind="identity",
+                                            parent=ModelVersion.active())
     assert promote_or_reject(candidate) is False
     candidate.refresh_from_db()
     assert candidate.promotion == "rejected" and "not enough evidence" in candidate.promotion_note
@@ -94,7 +94,7 @@ def test_on_an_unlabelled_gallery_one_held_out_click_is_not_evidence(db, data_di
 
 def test_without_any_evaluation_set_nothing_is_promoted(db, data_dir, demo_folder, eager_tasks) -> None:
     import_tree(demo_folder, labels_from_dirs=False)
-    active = pipeline.active_model_version()
+    active = ModelVersion.active()
     candidate = ModelVersion.objects.create(backbone=active.backbone, head_kind="identity", parent=active)
     assert promote_or_reject(candidate) is False
     candidate.refresh_from_db()
@@ -103,6 +103,36 @@ def test_without_any_evaluation_set_nothing_is_promoted(db, data_dir, demo_folde
 
 
 def test_the_clicks_plot_is_a_png(split_demo, admin_client: Client) -> None:
-    evaluate_version(pipeline.active_model_version())
+    evaluate_version(ModelVersion.active())
     response = admin_client.get("/dashboard/plots/clicks.png")
     assert response.status_code == 200 and response.content.startswith(b"\x89PNG")
+
+
+def test_batch_training_on_every_click_uses_components_and_clicks_without_skipped_results(
+        split_demo, eager_tasks, settings) -> None:
+    from tests.webapp.learning_support import give_feedback
+    from webapp.feedback.models import Judgement, Triplet
+    from webapp.learning.clicks import click_data
+    from webapp.learning.models import TrainingRun
+    from webapp.learning.runs import start_run
+
+    settings.PROMOTION_GUARD = "off"
+    give_feedback()
+    data = click_data(ModelVersion.active().backbone, Triplet.objects.order_by("-id").first().pk)
+    clicks = Judgement.objects.filter(kind="click").exclude(impression_id__in=[
+        i for i in Judgement.objects.values_list("impression_id", flat=True) if i % 5 == 0])
+    assert data.pairs == clicks.count()  # every training click, also those with nothing skipped above
+    assert {tuple(p) for p in data.ids[data.triplets[:, :2]].tolist()} == set(
+        clicks.values_list("impression__query_id", "image_id"))
+    assert not np.isin(data.ids, list(Image.objects.filter(split="heldout").values_list("id", flat=True))).any()
+    grouped = {}
+    for image_id, label in zip(data.ids.tolist(), data.labels.tolist(), strict=True):
+        grouped.setdefault(label, set()).add(Image.objects.get(pk=image_id).label)
+    assert all(len(names) == 1 for names in grouped.values())  # the demo clicks follow labels: pure components
+    from webapp.learning.parameters import RunParameters
+
+    run = start_run(RunParameters.of(TrainingRun.Mode.BATCH, loss="multi_similarity", epochs=2, lr=1e-3,
+                                     data="clicks"))
+    run.refresh_from_db()
+    assert run.status == "promoted", (run.message, run.error)
+    assert run.candidate.config["triplets"] == len(data.triplets)

@@ -11,10 +11,11 @@ from training.oahu import OAHU
 from webapp import artifacts
 from webapp.feedback import consumer
 from webapp.feedback.models import Triplet
+from webapp.feedback.splits import is_heldout_impression
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
-from webapp.learning.evaluation import is_heldout_impression
 from webapp.learning.models import AlphaSnapshot, TrainingRun
 from webapp.learning.online import CURSOR
+from webapp.learning.parameters import RunParameters
 from webapp.learning.runs import start_run
 from webapp.search import service
 
@@ -27,7 +28,7 @@ def test_an_online_run_learns_every_triplet_and_activates_a_new_index(split_demo
     query = Image.objects.filter(split=Image.Split.FEEDBACK).order_by("id").first()
     before = service.search_similar(query, k=10)
     assert give_feedback() > 0
-    run = start_run(TrainingRun.Mode.OAHU)
+    run = start_run(RunParameters.of(TrainingRun.Mode.OAHU))
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.PROMOTED, (run.message, run.error)
     version = run.candidate
@@ -44,7 +45,7 @@ def test_an_online_run_learns_every_triplet_and_activates_a_new_index(split_demo
 
 def test_a_run_without_new_triplets_changes_nothing(split_demo, eager_tasks) -> None:
     active = ModelVersion.objects.get(is_active=True)
-    run = start_run(TrainingRun.Mode.OAHU)
+    run = start_run(RunParameters.of(TrainingRun.Mode.OAHU))
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.UNCHANGED
     assert ModelVersion.objects.get(is_active=True) == active
@@ -53,7 +54,7 @@ def test_a_run_without_new_triplets_changes_nothing(split_demo, eager_tasks) -> 
 def test_below_the_publish_threshold_the_learner_advances_without_a_version(split_demo, eager_tasks, settings):
     settings.ONLINE_MIN_NEW_TRIPLETS = 10_000
     made = give_feedback(queries=3)
-    run = start_run(TrainingRun.Mode.OAHU)
+    run = start_run(RunParameters.of(TrainingRun.Mode.OAHU))
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.UNCHANGED and made > 0
     assert consumer.open_cursor(CURSOR).watermark == Triplet.objects.latest("id").pk
@@ -66,7 +67,7 @@ def test_the_online_learner_consumes_transitive_triplets_without_learning_from_t
     give_feedback(queries=4)
     by_source = dict(Triplet.objects.values_list("source").annotate(n=Count("id")).values_list("source", "n"))
     assert by_source.get("transitive", 0) > 0 and by_source.get("click", 0) + by_source.get("explicit", 0) > 0
-    run = start_run(TrainingRun.Mode.OAHU)
+    run = start_run(RunParameters.of(TrainingRun.Mode.OAHU))
     run.refresh_from_db()
     learner = OAHU.load(artifacts.fetch(consumer.open_cursor(CURSOR).artifact))
     direct = Triplet.objects.exclude(source="transitive")

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from django.conf import settings
 
-from webapp.gallery import indexing, pipeline, tasks
-from webapp.gallery.models import Image, IndexVersion
+from webapp.gallery import indexing, tasks
+from webapp.gallery.models import Image, IndexVersion, ModelVersion
+from webapp.runtime import runtime
 from webapp.search import service
 
 
@@ -31,8 +32,8 @@ def test_a_gallery_built_with_average_pooling_moves_to_gem_on_the_next_refresh(d
     assert not indexing.index_is_stale() and tasks.refresh_index() is None
 
     gallery = np.array(sorted(Image.objects.filter(role=Image.Role.GALLERY).values_list("id", flat=True)))
-    avg = pipeline.feature_store("efficientnet_lite0").get(gallery)
-    gem = pipeline.feature_store("efficientnet_lite0+gem3").get(gallery)  # re-extracted from the originals
+    avg = runtime.feature_store("efficientnet_lite0").get(gallery)
+    gem = runtime.feature_store("efficientnet_lite0+gem3").get(gallery)  # re-extracted from the originals
     assert gem.shape == avg.shape and not np.allclose(gem, avg, rtol=1e-2)
     after = service.search_similar(query, k=5)
     assert (after.index_version, after.model_version.pk) == (new.pk, new.model_version_id)
@@ -41,9 +42,9 @@ def test_a_gallery_built_with_average_pooling_moves_to_gem_on_the_next_refresh(d
 
 @pytest.mark.django_db
 def test_a_backbone_tuned_from_the_configured_features_is_not_outdated(gallery) -> None:
-    active = pipeline.active_model_version()
+    active = ModelVersion.active()
     assert active.backbone == settings.BACKBONE
     active.backbone = f"{settings.BACKBONE}@models/backbone-x.pt"
-    assert not pipeline.features_outdated(active)
+    assert not active.features_outdated()
     active.backbone = "torchvision:resnet50"
-    assert pipeline.features_outdated(active)
+    assert active.features_outdated()

@@ -9,8 +9,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from tests.imagefactory import bomb_png, image_bytes, truncated_jpeg
-from webapp.gallery import pipeline
 from webapp.gallery.models import Image
+from webapp.runtime import runtime
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +21,7 @@ def _upload(data: bytes, name: str = "query.jpg") -> SimpleUploadedFile:
 
 def _snapshot(data_dir: Path) -> tuple[int, int, list[str]]:
     files = sorted(str(p) for p in (data_dir / "media").rglob("*") if p.is_file())
-    return Image.objects.count(), len(pipeline.feature_store()), files
+    return Image.objects.count(), len(runtime.feature_store()), files
 
 
 def test_search_ranks_same_class_images_first(gallery, demo_folder: Path) -> None:

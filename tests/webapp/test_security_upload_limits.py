@@ -26,7 +26,7 @@ def test_the_search_page_refuses_a_file_over_the_limit_with_a_message(gallery, d
     big = image_bytes("PNG", (400, 400), colour=(1, 2, 3), compress_level=0)
     response = Client().post("/search/", {"image": SimpleUploadedFile("big.png", big)}, **HTMX)
     assert response.status_code == 400
-    assert "the limit is 0.0 MB" in response.content.decode() and 'role="alert"' in response.content.decode()
+    assert "the limit is 2,000 bytes" in response.content.decode() and 'role="alert"' in response.content.decode()
     assert Image.objects.count() == images and _files(data_dir) == files
 
 
@@ -39,7 +39,7 @@ def test_a_request_over_the_body_limit_is_413_before_it_is_read(gallery, data_di
     response = Client().post(path, {"image": SimpleUploadedFile("big.png", big)}, **HTMX)
     assert response.status_code == 413
     text = response.json()["detail"] if path.startswith("/api/") else response.content.decode()
-    assert "the limit is 0.1 MB" in text
+    assert "the limit is 48.8 KB" in text
     assert Image.objects.count() == images and _files(data_dir) == files
 
 

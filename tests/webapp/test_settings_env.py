@@ -99,6 +99,7 @@ def _load_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
         ({"REFIND_INDEX_FACTORY": "Bogus42"}, "REFIND_INDEX_FACTORY"),
         ({"DATABASE_URL": "oracle://x/y"}, "unsupported scheme"),
         ({"REFIND_STORAGE_BACKEND": "nowhere.Storage"}, "REFIND_STORAGE_BACKEND"),
+        ({"REFIND_BATCH_LOSS": "no_such_loss"}, "REFIND_BATCH_LOSS: 'no_such_loss' is not a loss"),
         ({"REFIND_POOLING": "max"}, "REFIND_POOLING"),
         ({"REFIND_GEM_P": "nan"}, "REFIND_GEM_P"),
         ({"REFIND_GEM_P": "0"}, "REFIND_GEM_P"),

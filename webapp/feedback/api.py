@@ -9,17 +9,20 @@ from django.http import StreamingHttpResponse
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
-from rest_framework.permissions import IsAdminUser
+from rest_framework.authentication import CSRFCheck, TokenAuthentication
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import BasePermission, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from webapp.feedback import impressions
 from webapp.feedback.models import Judgement, Triplet
 from webapp.feedback.tasks import request_derivation
 from webapp.feedback.triplets import FeedbackRejected, store_judgement
+from webapp.gallery import privacy
 from webapp.gallery.models import Image
+from webapp.throttling import ClientThrottle
 
 ERROR = inline_serializer("FeedbackError", {"detail": serializers.CharField()})
 
@@ -43,8 +46,24 @@ class FeedbackResponseSerializer(serializers.Serializer):
         help_text="Triplets of the result's earlier, opposite verdict, which this one replaced.")
 
 
+class CsrfUnlessToken(BasePermission):
+    """Writes that rely on the browser session need the CSRF token, the anonymous visitor's too (DRF checks it
+    only for logged-in users); a script authenticates with `Authorization: Token` instead."""
+
+    def has_permission(self, request: Request, view) -> bool:
+        if isinstance(request.successful_authenticator, TokenAuthentication):
+            return True
+        check = CSRFCheck(lambda _request: None)
+        check.process_request(request._request)
+        reason = check.process_view(request._request, None, (), {})
+        if reason is not None:  # 403 (not the 401 DRF gives an anonymous request a permission refuses)
+            raise PermissionDenied(f"CSRF failed: {reason}. Send X-CSRFToken with the session, or use a token.")
+        return True
+
+
 class FeedbackView(APIView):
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ClientThrottle]
+    permission_classes = [CsrfUnlessToken]
     throttle_scope = "feedback"
 
     @extend_schema(
@@ -53,6 +72,7 @@ class FeedbackView(APIView):
             201: FeedbackResponseSerializer,
             200: OpenApiResponse(FeedbackResponseSerializer, description="Already recorded (idempotent)."),
             400: OpenApiResponse(ERROR, description="Malformed, or the image was not shown for that query."),
+            403: OpenApiResponse(ERROR, description="Session without the CSRF token (send X-CSRFToken)."),
             404: OpenApiResponse(ERROR, description="No such query/image, or not your impression."),
             429: OpenApiResponse(ERROR, description="Rate limit (REFIND_THROTTLE_FEEDBACK)."),
         },
@@ -62,14 +82,15 @@ class FeedbackView(APIView):
         params = FeedbackRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
+        images = {image.pk: image for image in Image.objects.filter(pk__in=[data["query_id"], data["image_id"]])}
+        for field in ("query_id", "image_id"):  # someone else's query is "not found", like a missing id
+            image = images.get(data[field])
+            if image is None or not privacy.can_view(image, request):
+                return Response({"detail": f"No image with id {data[field]} ({field})."}, status.HTTP_404_NOT_FOUND)
         impression = impressions.find_for_judgement(
             request, data["query_id"], data["image_id"], data.get("impression_id")
         )
-        if impression is None:  # only now say which id is wrong: a click costs as few queries as it can
-            for field in ("query_id", "image_id"):
-                if not Image.objects.filter(pk=data[field]).exists():
-                    return Response({"detail": f"No image with id {data[field]} ({field})."},
-                                    status.HTTP_404_NOT_FOUND)
+        if impression is None:
             return Response({"detail": "No search of this query by you was found (impression)."},
                             status.HTTP_404_NOT_FOUND)
         try:

@@ -5,21 +5,18 @@ from __future__ import annotations
 from django.http import HttpRequest
 
 from webapp.feedback.models import Impression
+from webapp.gallery import privacy
 
 
-def requester(request: HttpRequest) -> tuple[object | None, str]:
-    """(user, session key) of whoever is asking; anonymous visitors get a session so they own impressions."""
-    user = request.user if request.user.is_authenticated else None
-    if user is not None:
-        return user, ""
-    if not request.session.session_key:
-        request.session.save()
-    return None, request.session.session_key or ""
+def requester(request: HttpRequest, *, create: bool = False) -> tuple[object | None, str]:
+    """(user, session key) of whoever is asking; an anonymous visitor gets a session when they search (so they
+    own their impressions), never merely by asking (webapp/gallery/privacy.py)."""
+    return privacy.requester(request, create=create)
 
 
 def record(request: HttpRequest, result) -> Impression:
     """Store the results page `result` (a search.service.SearchResult) as shown to this requester."""
-    user, session_key = requester(request)
+    user, session_key = requester(request, create=True)
     return Impression.objects.create(
         query=result.query, model_version=result.model_version, index_version=result.index_version,
         shown=[hit.image.pk for hit in result.hits], offset=result.offset, user=user, session_key=session_key,
@@ -28,10 +25,8 @@ def record(request: HttpRequest, result) -> Impression:
 
 def owned_by(request: HttpRequest):
     """Impressions this requester may judge."""
-    user, session_key = requester(request)
-    if user is not None:
-        return Impression.objects.filter(user=user)
-    return Impression.objects.filter(user=None, session_key=session_key)
+    mine = privacy.owners_filter(request)
+    return Impression.objects.filter(mine) if mine is not None else Impression.objects.none()
 
 
 def find_for_judgement(request: HttpRequest, query_id: int, image_id: int, impression_id: int | None):

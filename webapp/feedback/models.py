@@ -166,3 +166,24 @@ class EvaluationSplit(models.Model):
 
     class Meta:
         ordering = ["-id"]
+
+
+class ClickOffset(models.Model):
+    """Click memory: how far judgements have moved one gallery image in one feature space (retrieval/click_memory.py).
+
+    `vector` is float32 bytes in the space of L2-normalised features of `space` (a backbone name);
+    `judgement` is the last judgement that moved it (what processes reload after: webapp/feedback/memory.py).
+    """
+
+    space = models.CharField(max_length=500)
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    vector = models.BinaryField()
+    judgement = models.BigIntegerField(db_index=True, help_text="Id of the last judgement applied to it.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["space", "image"], name="one_offset_per_space_image")]
+        indexes = [models.Index(fields=["space", "judgement"])]
+
+    def __str__(self) -> str:
+        return f"offset of image {self.image_id} in {self.space}"

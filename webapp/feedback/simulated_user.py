@@ -70,6 +70,26 @@ class SimulatedUser:
                            "judgement": "click"}).encode()
         return self._json("POST", "/api/v1/feedback/", body, "application/json")
 
+    def mark(self, query_id: int, impression_id: int, image_id: int, judgement: str = "similar") -> dict:
+        body = json.dumps({"query_id": query_id, "impression_id": impression_id, "image_id": image_id,
+                           "judgement": judgement}).encode()
+        return self._json("POST", "/api/v1/feedback/", body, "application/json")
+
+    def refine(self, query_id: int, k: int) -> dict:
+        """The next page ranked with this person's marks (POST /api/v1/search/refine/)."""
+        body = json.dumps({"query_id": query_id, "k": k}).encode()
+        return self._json("POST", "/api/v1/search/refine/", body, "application/json")
+
+    def next_page_hit(self, image_bytes: bytes, label: str, marks: int, k: int = 20) -> tuple[bool, bool]:
+        """Search, mark the first `marks` same-label results of page 1 similar, refine: are page 1's and the
+        next page's first results of the same label? (In-session relevance feedback, docs/benchmarks.md §10.)"""
+        found = self.search(image_bytes, k)
+        for result in [r for r in found["results"] if r["label"] == label][:marks]:
+            self.mark(found["query_id"], found["impression_id"], result["image_id"])
+        page = self.refine(found["query_id"], k)
+        first = bool(found["results"]) and found["results"][0]["label"] == label
+        return first, bool(page["results"]) and page["results"][0]["label"] == label
+
     def choose_clicks(self, label: str, results: list[dict], clicks: int, noise: float) -> list[tuple[dict, bool]]:
         """Top-down like a person: the next matching result, or with probability `noise` a wrong one."""
         matching = [r for r in results if r["label"] == label]

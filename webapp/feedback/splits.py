@@ -1,4 +1,5 @@
-"""Split a labelled gallery, per label and seeded, into a feedback half and a held-out half.
+"""Evaluation splits: a labelled gallery, per label and seeded, into a feedback half and a held-out half; and
+held-out impressions (every REFIND_HELDOUT_IMPRESSION_EVERY-th), whose clicks are never learned from.
 
 The held-out half leaves the served index (webapp/gallery/indexing.py): its images are the evaluation
 queries, searched as uploads are, and can never be shown, clicked or learned from."""
@@ -8,11 +9,18 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 
 from webapp.feedback.models import EvaluationSplit
 from webapp.gallery import indexing
 from webapp.gallery.models import Image, IndexVersion
+
+
+def is_heldout_impression(impression_id: int) -> bool:
+    """Impressions kept for evaluation only (feedback Recall@K); learners skip their clicks."""
+    every = settings.LEARNING_HELDOUT_IMPRESSION_EVERY
+    return every > 0 and impression_id % every == 0
 
 
 def split_gallery(seed: int = 0, feedback_fraction: float = 0.5) -> EvaluationSplit:

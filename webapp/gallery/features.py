@@ -17,9 +17,9 @@ from PIL import Image as PILImage
 from retrieval.backbones import BackboneUnavailable
 from retrieval.feature_store import FeatureStore
 from retrieval.images import ImageRejected
-from webapp.gallery import pipeline
 from webapp.gallery.models import Image
 from webapp.gallery.storing import read_stored_rgb
+from webapp.runtime import runtime
 
 logger = logging.getLogger(__name__)
 
@@ -31,17 +31,17 @@ def ensure_features(ids: np.ndarray, backbone: str | None = None) -> FeatureStor
     stores are returned as they are.
     """
     name = backbone or settings.BACKBONE
-    store = pipeline.feature_store(name)
+    store = runtime.feature_store(name)
     ids = np.unique(np.asarray(ids, dtype=np.int64))
     missing = ids[~store.contains(ids)] if len(ids) else ids
     if not len(missing):
         return store
     try:
-        extractor = pipeline.extractor(name)
+        extractor = runtime.extractor(name)
     except (BackboneUnavailable, OSError) as exc:
         logger.warning("Cannot extract features with %s here: %s", name, exc)
         return store
-    images = list(Image.objects.filter(pk__in=missing.tolist()).only("id", "file"))
+    images = list(Image.objects.filter(pk__in=missing.tolist()).exclude(role=Image.Role.REMOVED).only("id", "file"))
     failed: list[str] = []
 
     def load(image: Image) -> PILImage.Image | None:

@@ -8,13 +8,16 @@ import time
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
-from retrieval.index import build_index, save_index
+from retrieval.augment import augment_with_index
+from retrieval.index import build_index, save_index, search
 from retrieval.index_tuning import apply_search_params
 from webapp import artifacts
-from webapp.gallery import pipeline
 from webapp.gallery.features import ensure_features
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
+from webapp.gallery.removal import erase_removed_features
+from webapp.runtime import runtime
 
 logger = logging.getLogger(__name__)
 EMBED_CHUNK = 8192
@@ -34,13 +37,13 @@ def indexable_ids(backbone: str) -> np.ndarray:
 
 def gallery_vectors(version: ModelVersion) -> tuple[np.ndarray, np.ndarray]:
     """(ids, vectors) of every gallery image with features, embedded by `version`."""
-    store = pipeline.feature_store(version.backbone)
+    store = runtime.feature_store(version.backbone)
     ids = indexable_ids(version.backbone)
-    dim = pipeline.head_for(version).output_dim(store.dim)
+    dim = runtime.head(version).output_dim(store.dim)
     vectors = np.empty((len(ids), dim), dtype=np.float32)
     for start in range(0, len(ids), EMBED_CHUNK):
         chunk = ids[start : start + EMBED_CHUNK]
-        vectors[start : start + len(chunk)] = pipeline.embed(version, store.get(chunk))
+        vectors[start : start + len(chunk)] = runtime.embed(version, store.get(chunk))
     return ids, vectors
 
 
@@ -54,16 +57,22 @@ def build_and_activate(
     replaced by the pretrained model over the configured features, extracted here from the stored originals.
     `gallery` = gallery_vectors(version) when the caller has it already."""
     started = time.perf_counter()
-    version = version or pipeline.serving_model_version()
+    as_of = timezone.now()  # images removed after this are filtered at search time until the next build
+    erase_removed_features()  # removals made on other hosts: this host's feature cache forgets them too
+    version = version or ModelVersion.serving()
     factory = factory or settings.INDEX_FACTORY
     ids, vectors = gallery if gallery is not None else gallery_vectors(version)
-    index = apply_search_params(build_index(vectors, ids, factory), settings.HNSW_EF_SEARCH)
+    index = apply_search_params(build_index(vectors, ids, factory), settings.HNSW_EF_SEARCH, settings.IVF_NPROBE)
+    if settings.DBA_K > 0 and len(ids) > 1:  # αDBA: each row averaged with its nearest (docs/benchmarks.md §10)
+        vectors = augment_with_index(lambda q, n: search(index, q, n), vectors, ids, settings.DBA_K)
+        index = apply_search_params(build_index(vectors, ids, factory), settings.HNSW_EF_SEARCH, settings.IVF_NPROBE)
     # Stored first under a new name (raises ArtifactError, e.g. disk full, with nothing published);
     # only then does a row point to it and become active.
     name = artifacts.publish(artifacts.new_name("indexes", "index", ".faiss"), lambda path: save_index(index, path))
     with transaction.atomic():
         record = IndexVersion.objects.create(
-            model_version=version, path=name, factory=factory, dim=vectors.shape[1], ntotal=len(ids)
+            model_version=version, path=name, factory=factory, dim=vectors.shape[1], ntotal=len(ids),
+            gallery_as_of=as_of,
         )
         record.activate()
     logger.info("Activated %s in %.2fs", record, time.perf_counter() - started)
@@ -76,6 +85,6 @@ def index_is_stale() -> bool:
     active = IndexVersion.objects.filter(is_active=True).first()
     if active is None:
         return Image.objects.filter(role=Image.Role.GALLERY).exists()
-    if pipeline.features_outdated(active.model_version):
+    if active.model_version.features_outdated():
         return True
     return len(indexable_ids(active.model_version.backbone)) != active.ntotal

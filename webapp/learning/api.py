@@ -10,11 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from webapp.gallery.models import ModelVersion
-from webapp.learning import claims
-from webapp.learning.forms import RetrainForm
 from webapp.learning.models import TrainingRun
-from webapp.learning.promotion import rollback
-from webapp.learning.runs import start_run
+from webapp.learning.parameters import RunParameters, RunParametersSerializer
+from webapp.learning.promotion import VersionUnavailable, rollback
+from webapp.learning.runs import cancel, start_run
 
 ERROR = inline_serializer("LearningError", {"detail": serializers.CharField()})
 
@@ -28,34 +27,27 @@ class TrainingRunSerializer(serializers.ModelSerializer):
                   "created_at", "started_at", "finished_at", "duration_seconds"]
 
 
-class RetrainRequestSerializer(serializers.Serializer):
-    mode = serializers.ChoiceField(choices=TrainingRun.Mode.values)
-    loss = serializers.CharField(required=False)
-    epochs = serializers.IntegerField(required=False)
-    lr = serializers.FloatField(required=False)
-    device = serializers.ChoiceField(choices=["auto", "cpu", "cuda"], required=False)
-    data = serializers.ChoiceField(choices=["both", "triplets", "labels"], required=False)
-
-
 class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = TrainingRun.objects.all()
     serializer_class = TrainingRunSerializer
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=RetrainRequestSerializer, responses={
-        202: TrainingRunSerializer, 400: OpenApiResponse(ERROR), 409: OpenApiResponse(ERROR, description="busy")})
+    @extend_schema(request=RunParametersSerializer, responses={
+        202: TrainingRunSerializer, 400: OpenApiResponse(ERROR),
+        409: OpenApiResponse(ERROR, description="Another run is in progress, or no worker serves the run's queue.")})
     def create(self, request: Request) -> Response:
-        """Trigger a run; 409 while another run is in progress."""
-        form = RetrainForm(request.data)
-        if not form.is_valid():
-            field, errors = next(iter(form.errors.items()))
-            return Response({"detail": f"{field}: {errors[0]}", "errors": form.errors}, status.HTTP_400_BAD_REQUEST)
-        try:
-            run = start_run(form.cleaned_data["mode"], form.params(), user=request.user)
-        except claims.TrainingBusy as exc:
-            return Response({"detail": str(exc)}, status.HTTP_409_CONFLICT)
+        """Trigger a run; 409 while another run is in progress or when no worker would take it."""
+        run = start_run(RunParameters.parse(request.data), user=request.user)  # errors: webapp.errors.ANSWERS
         run.refresh_from_db()
         return Response(TrainingRunSerializer(run).data, status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={
+        200: TrainingRunSerializer, 409: OpenApiResponse(ERROR, description="The run has finished already.")})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Cancel a queued or running run: the claim is free at once; a running task stops at its next step
+        and publishes nothing."""
+        return Response(TrainingRunSerializer(cancel(self.get_object(), request.user)).data)
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
@@ -70,12 +62,17 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ModelVersionSerializer
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=None, responses={200: ModelVersionSerializer})
+    @extend_schema(request=None, responses={
+        200: ModelVersionSerializer,
+        409: OpenApiResponse(ERROR, description="An artifact of the version cannot be fetched.")})
     @action(detail=True, methods=["post"])
     def rollback(self, request: Request, pk: str | None = None) -> Response:
         """Serve this version again (re-activates its index)."""
         version = self.get_object()
-        rollback(version)
+        try:
+            rollback(version)
+        except VersionUnavailable as exc:
+            return Response({"detail": f"Version {version.pk} cannot be served. {exc}"}, status.HTTP_409_CONFLICT)
         version.refresh_from_db()
         return Response(ModelVersionSerializer(version).data)
 

@@ -8,3 +8,6 @@ class LearningConfig(AppConfig):
 
     def ready(self) -> None:
         from webapp.learning import heads, signals  # noqa: F401  (register trained heads, hook feedback)
+        from webapp.learning.parameters import check_settings
+
+        check_settings()

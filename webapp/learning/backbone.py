@@ -20,21 +20,20 @@ from contextlib import closing
 import numpy as np
 import torch
 from django.conf import settings
-from django.db.models import Max
 
+from retrieval.atomic import atomic_torch_save
 from retrieval.backbones import Backbone
 from retrieval.extraction import preprocess
 from retrieval.inference import ExportOptions, export_key, export_model
 from training.backbone_tuning import extract_features, fine_tune_backbone
-from training.oahu import atomic_torch_save
 from webapp import artifacts
-from webapp.feedback.models import Triplet
-from webapp.gallery import pipeline
 from webapp.gallery.features import ensure_features
 from webapp.gallery.indexing import indexable_ids
-from webapp.gallery.models import Image, ModelVersion
+from webapp.gallery.models import TUNED, Image, ModelVersion, base_backbone_name
 from webapp.gallery.storing import read_stored_rgb
-from webapp.learning.batch import batch_shape, training_images
+from webapp.learning.batch import checkpoint_path, prepare
+from webapp.learning.parameters import RunParameters
+from webapp.runtime import exported_artifact_name, runtime
 
 
 class StoredImages:
@@ -67,30 +66,26 @@ class StoredImages:
 def publish_export(tuned: Backbone, weights: str) -> str:
     """Export `tuned` for the configured inference path and publish it beside its `weights` artifact."""
     options = ExportOptions(precision=settings.INFERENCE)
-    name = pipeline.exported_artifact_name(weights, export_key(tuned, options))
+    name = exported_artifact_name(weights, export_key(tuned, options))
     return artifacts.publish(name, lambda path: export_model(tuned, options, path))
 
 
-def backbone_retrain(run_id: int, params: dict, progress: Callable[[float, str], None]) -> ModelVersion:
-    """Fine-tune the active backbone; never on held-out labels or held-out impressions' clicks."""
-    active = pipeline.active_model_version()
-    watermark = Triplet.objects.aggregate(top=Max("id"))["top"] or 0
-    ids, labels, triplet_rows = training_images(active.backbone, params.get("data", "both"), watermark)
-    batch_size, steps = batch_shape(params, labels, len(ids))
-    start = pipeline.backbone(active.backbone)
-    device = params.get("device", settings.TRAINING_DEVICE)
-    with closing(StoredImages(ids, start, seed=int(params.get("seed", 0)))) as images:
+def backbone_retrain(run_id: int, parameters: RunParameters, progress: Callable[[float, str], None]) -> ModelVersion:
+    """Fine-tune the active backbone (batch.prepare's data), publish it, re-extract the gallery with it."""
+    setup = prepare(parameters)
+    active = setup.active
+    start = runtime.backbone(active.backbone)
+    with closing(StoredImages(setup.ids, start, seed=parameters.seed)) as images:
         result = fine_tune_backbone(
-            start.model, images, len(ids), labels, triplet_rows,
-            loss=params.get("loss", settings.BATCH_DEFAULT_LOSS), steps=steps, batch_size=batch_size,
-            lr=float(params.get("lr", 1e-4)), device=device, seed=int(params.get("seed", 0)),
-            checkpoint_path=settings.CACHE_DIR / "checkpoints" / f"run-{run_id}-backbone.ckpt",
-            progress=lambda step, total, loss: progress(0.6 * step / total, f"step {step}/{total}, loss {loss:.4f}"),
+            start.model, images, len(setup.ids), setup.labels, setup.triplet_rows, loss=parameters.loss,
+            steps=setup.steps, batch_size=setup.batch_size, lr=parameters.lr, device=parameters.device,
+            seed=parameters.seed, checkpoint_path=checkpoint_path(run_id, "-backbone"),
+            progress=setup.progress(progress, 0.6),
         )
     tuned = result.model.cpu().eval()
     artifact = artifacts.publish(artifacts.new_name("models", f"backbone-run{run_id:06d}", ".pt"),
                                  lambda path: atomic_torch_save(tuned.state_dict(), path))
-    name = f"{pipeline.base_backbone_name(active.backbone)}{pipeline.TUNED}{artifact}"
+    name = f"{base_backbone_name(active.backbone)}{TUNED}{artifact}"
     if settings.INFERENCE != "torch":
         progress(0.62, f"exporting the tuned backbone ({settings.INFERENCE})")
         publish_export(dataclasses.replace(start, model=tuned, name=name), artifact)
@@ -100,10 +95,10 @@ def backbone_retrain(run_id: int, params: dict, progress: Callable[[float, str],
         ensure_features(gallery, name)
     else:
         with closing(StoredImages(gallery, start)) as images:
-            features = extract_features(tuned, images, len(gallery), batch_size=64, device=device, bf16=False)
-        pipeline.feature_store(name).append(gallery, features)
+            features = extract_features(tuned, images, len(gallery), batch_size=64, device=parameters.device,
+                                        bf16=False)
+        runtime.feature_store(name).append(gallery, features)
     return ModelVersion.objects.create(
-        backbone=name, head_kind="identity", parent=active, triplet_watermark=watermark,
-        config={"mode": "batch", **params, "steps": steps, "items": len(ids),
-                "triplets": 0 if triplet_rows is None else len(triplet_rows)},
+        backbone=name, head_kind="identity", parent=active, triplet_watermark=setup.watermark,
+        config=setup.config(parameters),
     )

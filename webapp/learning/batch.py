@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -12,12 +14,14 @@ from retrieval.heads import save_head
 from training.trainer import fine_tune
 from webapp import artifacts
 from webapp.feedback.models import Triplet
+from webapp.feedback.splits import is_heldout_impression
 from webapp.feedback.usable import usable_triplets
-from webapp.gallery import pipeline
 from webapp.gallery.features import ensure_features
 from webapp.gallery.models import Image, ModelVersion
-from webapp.learning.evaluation import is_heldout_impression
+from webapp.learning.clicks import click_data
 from webapp.learning.heads import LinearMetricHead
+from webapp.learning.parameters import RunParameters
+from webapp.runtime import runtime
 
 
 def _training_triplets(max_id: int) -> np.ndarray:
@@ -31,7 +35,13 @@ def _training_triplets(max_id: int) -> np.ndarray:
 def training_images(backbone: str, use: str, watermark: int) -> tuple[np.ndarray, np.ndarray | None,
                                                                       np.ndarray | None]:
     """(image ids, labels, triplet rows into the ids): triplets when there are some (and asked for), else
-    labels. Only images with features under `backbone` (readable originals) take part."""
+    labels. Only images with features under `backbone` (readable originals) take part. `use="clicks"`: every
+    click — click-graph components as labels and every-click triplets (webapp/learning/clicks.py)."""
+    if use == "clicks":
+        found = click_data(backbone, watermark)
+        if found is None or len(set(found.labels.tolist())) < 2:
+            raise ValueError("Not enough clicks to learn from: give feedback first.")
+        return found.ids, found.labels, found.triplets
     triplets = _training_triplets(watermark) if use in ("triplets", "both") else np.empty((0, 3), np.int64)
     if len(triplets):
         members = np.unique(triplets)
@@ -52,36 +62,65 @@ def training_images(backbone: str, use: str, watermark: int) -> tuple[np.ndarray
     raise ValueError("Not enough training data: give feedback, or import and split a labelled gallery.")
 
 
-def batch_shape(params: dict, labels: np.ndarray | None, items: int) -> tuple[int, int]:
+@dataclass(frozen=True)
+class BatchSetup:
+    """What a batch run (head or backbone) trains on, and how long: shared by both trainers."""
+
+    active: ModelVersion
+    watermark: int
+    ids: np.ndarray
+    labels: np.ndarray | None
+    triplet_rows: np.ndarray | None
+    batch_size: int
+    steps: int
+
+    def progress(self, report: Callable[[float, str], None], share: float) -> Callable[[int, int, float], None]:
+        """A trainer's per-step callback reporting the first `share` of the run's progress."""
+        return lambda step, total, loss: report(share * step / total, f"step {step}/{total}, loss {loss:.4f}")
+
+    def config(self, parameters: RunParameters) -> dict:
+        """The new model version's config: the run's parameters and what it trained on."""
+        return {"mode": "batch", **parameters.stored(), "steps": self.steps, "items": len(self.ids),
+                "triplets": 0 if self.triplet_rows is None else len(self.triplet_rows)}
+
+
+def batch_shape(batch_size: int, epochs: int, labels: np.ndarray | None, items: int) -> tuple[int, int]:
     """(batch size, steps): m-per-class batches need a multiple of m that the data can fill."""
-    batch_size = int(params.get("batch_size", 64))
     if labels is not None:
         m = 4
         batch_size = max(m, min(batch_size, m * len(set(labels.tolist())), len(labels)) // m * m)
-    return batch_size, int(params.get("epochs", 5)) * max(1, items // batch_size)
+    return batch_size, epochs * max(1, items // batch_size)
 
 
-def batch_retrain(run_id: int, params: dict, progress: Callable[[float, str], None]) -> ModelVersion:
-    """Train on what exists now; never on held-out images' labels or held-out impressions' clicks."""
-    active = pipeline.active_model_version()
+def prepare(parameters: RunParameters) -> BatchSetup:
+    """Training data of the active model's backbone up to the newest triplet; never held-out labels or
+    held-out impressions' clicks."""
+    active = ModelVersion.active()
     watermark = Triplet.objects.aggregate(top=Max("id"))["top"] or 0
-    ids, labels, triplet_rows = training_images(active.backbone, params.get("data", "both"), watermark)
-    features = pipeline.feature_store(active.backbone).get(ids)
-    batch_size, steps = batch_shape(params, labels, len(features))
+    ids, labels, triplet_rows = training_images(active.backbone, parameters.data, watermark)
+    batch_size, steps = batch_shape(parameters.batch_size, parameters.epochs, labels, len(ids))
+    return BatchSetup(active, watermark, ids, labels, triplet_rows, batch_size, steps)
+
+
+def checkpoint_path(run_id: int, suffix: str = "") -> Path:
+    """This host's scratch file that lets a redelivered run resume."""
+    return settings.CACHE_DIR / "checkpoints" / f"run-{run_id}{suffix}.ckpt"
+
+
+def batch_retrain(run_id: int, parameters: RunParameters, progress: Callable[[float, str], None]) -> ModelVersion:
+    """Fine-tune a linear head on the active backbone's cached features."""
+    setup = prepare(parameters)
+    features = runtime.feature_store(setup.active.backbone).get(setup.ids)
     result = fine_tune(
-        features, labels, triplet_rows, loss=params.get("loss", settings.BATCH_DEFAULT_LOSS),
-        steps=steps, lr=float(params.get("lr", 1e-4)), device=params.get("device", settings.TRAINING_DEVICE),
-        batch_size=batch_size, seed=int(params.get("seed", 0)),
-        checkpoint_path=settings.CACHE_DIR / "checkpoints" / f"run-{run_id}.ckpt",  # this host's scratch
-        progress=lambda step, total, loss: progress(0.8 * step / total, f"step {step}/{total}, loss {loss:.4f}"),
+        features, setup.labels, setup.triplet_rows, loss=parameters.loss, steps=setup.steps, lr=parameters.lr,
+        device=parameters.device, batch_size=setup.batch_size, seed=parameters.seed,
+        checkpoint_path=checkpoint_path(run_id), progress=setup.progress(progress, 0.8),
     )
     # Stored under a new name before a row points to it (ArtifactError, e.g. disk full: no version is made).
     head = LinearMetricHead(result.head)
     artifact = artifacts.publish(artifacts.new_name("models", f"linear-run{run_id:06d}", ".pt"),
                                  lambda path: save_head(head, path))
     return ModelVersion.objects.create(
-        backbone=active.backbone, head_kind="linear", head_file=artifact, parent=active,
-        triplet_watermark=watermark,
-        config={"mode": "batch", **params, "steps": steps, "items": len(features),
-                "triplets": 0 if triplet_rows is None else len(triplet_rows)},
+        backbone=setup.active.backbone, head_kind="linear", head_file=artifact, parent=setup.active,
+        triplet_watermark=setup.watermark, config=setup.config(parameters),
     )

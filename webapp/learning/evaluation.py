@@ -21,17 +21,14 @@ from django.utils import timezone
 from retrieval.index import build_index, search
 from training.evaluation import DEFAULT_KS, evaluate, evaluate_against
 from webapp.feedback.models import Judgement
-from webapp.gallery import pipeline
+from webapp.feedback.splits import is_heldout_impression
 from webapp.gallery.features import ensure_features
 from webapp.gallery.indexing import gallery_vectors, indexable_ids
 from webapp.gallery.models import Image, ModelVersion
+from webapp.gallery.state import gallery_state
+from webapp.runtime import runtime
 
 MIN_LABELLED_QUERIES = 2
-
-
-def is_heldout_impression(impression_id: int) -> bool:
-    every = settings.LEARNING_HELDOUT_IMPRESSION_EVERY
-    return every > 0 and impression_id % every == 0
 
 
 @dataclass(frozen=True)
@@ -78,14 +75,14 @@ def labelled_report(version: ModelVersion) -> dict | None:
     found = labelled_set(version.backbone)
     if found is None:
         return None
-    store = pipeline.feature_store(version.backbone)
+    store = runtime.feature_store(version.backbone)
     names, codes = np.unique(np.concatenate([found.query_labels, found.reference_labels]), return_inverse=True)
     query_codes, reference_codes = codes[: len(found.query_ids)], codes[len(found.query_ids):]
-    reference = pipeline.embed(version, store.get(found.reference_ids))
+    reference = runtime.embed(version, store.get(found.reference_ids))
     if found.leave_one_out:
         metrics = evaluate(reference, reference_codes)
     else:  # searched as an upload is: embedded by the version, against an index that never held it
-        queries = pipeline.embed(version, store.get(found.query_ids))
+        queries = runtime.embed(version, store.get(found.query_ids))
         metrics = evaluate_against(queries, query_codes, reference, reference_codes)
     return {**metrics, "queries": len(found.query_ids), "gallery": len(found.reference_ids),
             "protocol": found.protocol}
@@ -103,7 +100,7 @@ def feedback_report(version: ModelVersion) -> dict | None:
     if not queries:
         return None
     k_max = max(DEFAULT_KS) + 1
-    _, found = search(index, pipeline.embed(version, store.get(np.array(queries))), k_max)
+    _, found = search(index, runtime.embed(version, store.get(np.array(queries))), k_max)
     ranked = {q: [i for i in row if i != q] for q, row in zip(queries, found.tolist(), strict=True)}
     ranks = [ranked[q].index(i) + 1 if i in ranked[q] else None for q, i in clicks if q in ranked]
     report = {f"recall@{k}": float(np.mean([r is not None and r <= k for r in ranks])) for k in DEFAULT_KS}
@@ -114,7 +111,7 @@ def evaluate_version(version: ModelVersion) -> dict:
     """Compute and store the version's report."""
     report = {**{k: v for k, v in (version.metrics or {}).items() if k in ("guard", "promotion_evidence")},
               "labelled": labelled_report(version), "feedback": feedback_report(version),
-              "evaluated_at": timezone.now().isoformat()}
+              "gallery": gallery_state(), "evaluated_at": timezone.now().isoformat()}
     ModelVersion.objects.filter(pk=version.pk).update(metrics=report)
     version.metrics = report
     return report
@@ -164,12 +161,12 @@ def guard_queries(backbone: str) -> GuardQueries | None:
 
 def heldout_clicks() -> list[tuple[int, int]]:
     """(query image, clicked image) of positive judgements on held-out impressions, in judgement order."""
-    every = settings.LEARNING_HELDOUT_IMPRESSION_EVERY
-    if every <= 0:
+    if settings.LEARNING_HELDOUT_IMPRESSION_EVERY <= 0:
         return []
     rows = (Judgement.objects.exclude(kind=Judgement.Kind.DISSIMILAR).order_by("id")
+            .exclude(image__role=Image.Role.REMOVED).exclude(impression__query__role=Image.Role.REMOVED)
             .values_list("impression_id", "impression__query_id", "image_id"))
-    return [(int(q), int(i)) for impression_id, q, i in rows if impression_id % every == 0]
+    return [(int(q), int(i)) for impression_id, q, i in rows if is_heldout_impression(impression_id)]
 
 
 def guard_hits(version: ModelVersion, queries: GuardQueries,
@@ -178,7 +175,7 @@ def guard_hits(version: ModelVersion, queries: GuardQueries,
 
     `gallery` = (ids, vectors) already embedded by `version` (indexing.gallery_vectors) saves embedding again.
     """
-    store = pipeline.feature_store(version.backbone)
+    store = runtime.feature_store(version.backbone)
     if queries.labelled is not None:
         found = queries.labelled
         needed = np.concatenate([found.query_ids, found.reference_ids])
@@ -187,7 +184,7 @@ def guard_hits(version: ModelVersion, queries: GuardQueries,
         reference = _embedded(version, found.reference_ids, gallery)
         k = 2 if found.leave_one_out else 1
         vectors = _embedded(version, found.query_ids, gallery) if found.leave_one_out else \
-            pipeline.embed(version, store.get(found.query_ids))
+            runtime.embed(version, store.get(found.query_ids))
         _, rows = search(build_index(reference, np.arange(len(reference)), "Flat"), vectors, k)
         if found.leave_one_out:  # skip the query itself
             own = np.searchsorted(found.reference_ids, found.query_ids)
@@ -199,7 +196,7 @@ def guard_hits(version: ModelVersion, queries: GuardQueries,
     if not ensure_features(asked, version.backbone).contains(asked).all():
         return None
     ids, vectors = gallery if gallery is not None else gallery_vectors(version)
-    _, found_ids = search(build_index(vectors, ids, "Flat"), pipeline.embed(version, store.get(asked)), 2)
+    _, found_ids = search(build_index(vectors, ids, "Flat"), runtime.embed(version, store.get(asked)), 2)
     first = {int(q): int(row[1] if row[0] == q else row[0]) for q, row in zip(asked, found_ids, strict=True)}
     return np.array([first[q] == i for q, i in queries.clicks], dtype=bool)
 
@@ -209,4 +206,4 @@ def _embedded(version: ModelVersion, ids: np.ndarray, gallery: tuple[np.ndarray,
         position = {int(i): n for n, i in enumerate(gallery[0].tolist())}
         if all(int(i) in position for i in ids):
             return gallery[1][[position[int(i)] for i in ids]]
-    return pipeline.embed(version, pipeline.feature_store(version.backbone).get(ids))
+    return runtime.embed(version, runtime.feature_store(version.backbone).get(ids))

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from webapp.gallery.models import ModelVersion
+from webapp.learning.parameters import RunParameters
 
 
 class TrainingRun(models.Model):
@@ -22,8 +23,9 @@ class TrainingRun(models.Model):
         REJECTED = "rejected", "Rejected by the promotion guard"
         UNCHANGED = "unchanged", "Nothing new to learn"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
 
-    FINISHED = (Status.PROMOTED, Status.REJECTED, Status.UNCHANGED, Status.FAILED)
+    FINISHED = (Status.PROMOTED, Status.REJECTED, Status.UNCHANGED, Status.FAILED, Status.CANCELLED)
 
     mode = models.CharField(max_length=10, choices=Mode.choices)
     params = models.JSONField(default=dict, blank=True)
@@ -45,6 +47,10 @@ class TrainingRun(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.pk} ({self.mode}, {self.status})"
+
+    @property
+    def parameters(self) -> RunParameters:
+        return RunParameters.from_stored(self.mode, self.params)
 
     @property
     def duration_seconds(self) -> float | None:

@@ -8,17 +8,18 @@ from dataclasses import asdict
 import numpy as np
 from django.conf import settings
 
+from training.device import resolve_device
 from training.oahu import OAHU, OAHUConfig
 from webapp import artifacts
 from webapp.feedback import consumer
 from webapp.feedback.models import Triplet
+from webapp.feedback.splits import is_heldout_impression
 from webapp.feedback.usable import usable_triplets
-from webapp.gallery import pipeline
 from webapp.gallery.features import ensure_features
 from webapp.gallery.indexing import indexable_ids
 from webapp.gallery.models import ModelVersion
-from webapp.learning.evaluation import is_heldout_impression
 from webapp.learning.models import AlphaSnapshot
+from webapp.runtime import runtime
 
 CURSOR = "oahu"
 READ_LIMIT = 5000
@@ -28,7 +29,7 @@ BASIS_SAMPLE = 4096  # enough to estimate the top principal directions; SVD stay
 def new_learner(backbone: str) -> OAHU:
     """A learner that starts as the pretrained metric, its basis fitted on gallery features."""
     gallery = indexable_ids(backbone)
-    store = pipeline.feature_store(backbone)
+    store = runtime.feature_store(backbone)
     if len(gallery) > BASIS_SAMPLE:
         gallery = np.random.default_rng(0).choice(gallery, BASIS_SAMPLE, replace=False)
     params = {**asdict(OAHUConfig(input_dim=store.dim)), **settings.OAHU_PARAMS}
@@ -40,12 +41,15 @@ def new_learner(backbone: str) -> OAHU:
 
 
 def load_learner(cursor, backbone: str) -> OAHU:
-    return OAHU.load(artifacts.fetch(cursor.artifact)) if cursor.artifact else new_learner(backbone)
+    """The cursor's learner (or a new one), updating on TRAINING_DEVICE: CUDA through the torch pass on a GPU
+    worker, else the NumPy pass (training/oahu_torch.py)."""
+    learner = OAHU.load(artifacts.fetch(cursor.artifact)) if cursor.artifact else new_learner(backbone)
+    return learner.use_device(resolve_device(settings.TRAINING_DEVICE))
 
 
 def online_update(progress: Callable[[float, str], None]) -> ModelVersion | None:
     """Learn from every triplet past the cursor; return a new candidate version, or None if not enough changed."""
-    active = pipeline.active_model_version()
+    active = ModelVersion.active()
     cursor = consumer.open_cursor(CURSOR)
     learner = load_learner(cursor, active.backbone)
     watermark, learned, total = cursor.watermark, 0, max(1, consumer.pending(cursor.watermark))

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from webapp.gallery.models import ModelVersion  # noqa: E402
 from webapp.learning.models import AlphaSnapshot  # noqa: E402
@@ -22,6 +23,10 @@ def _png(figure) -> bytes:
 
 
 def recall_plot() -> bytes:
+    return _png(recall_figure())
+
+
+def recall_figure():
     figure, axes = plt.subplots(figsize=(6, 3))
     points = []
     for version in ModelVersion.objects.order_by("id"):
@@ -37,16 +42,21 @@ def recall_plot() -> bytes:
             axes.scatter([p[0] for p in rejected], [p[1] for p in rejected], color="red", zorder=3,
                          label="rejected" if kind == "labelled" else None)
     axes.set_xlabel("model version")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # versions are whole numbers
     axes.set_ylabel("Recall@1 (%)")
     axes.grid(alpha=0.3)
     if points:
         axes.legend(fontsize=8)
     else:
         axes.text(0.5, 0.5, "no evaluated versions yet", ha="center", va="center", transform=axes.transAxes)
-    return _png(figure)
+    return figure
 
 
 def alpha_plot() -> bytes:
+    return _png(alpha_figure())
+
+
+def alpha_figure():
     figure, axes = plt.subplots(figsize=(6, 3))
     snapshots = list(AlphaSnapshot.objects.order_by("triplets_seen", "id"))
     if snapshots:
@@ -58,9 +68,11 @@ def alpha_plot() -> bytes:
     else:
         axes.text(0.5, 0.5, "no online updates yet", ha="center", va="center", transform=axes.transAxes)
     axes.set_xlabel("triplets learned")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_ylim(0, 1)  # weights in [0, 1]: a tiny change must not look like a swing across the whole axis
     axes.set_ylabel("α (depth weight)")
     axes.grid(alpha=0.3)
-    return _png(figure)
+    return figure
 
 
 def clicks_plot() -> bytes:
@@ -92,6 +104,7 @@ def clicks_plot() -> bytes:
     else:
         axes.text(0.5, 0.5, "no evaluated versions yet", ha="center", va="center", transform=axes.transAxes)
     axes.set_xlabel("clicks and similar-marks so far")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("Recall@1 (%)")
     axes.grid(alpha=0.3)
     return _png(figure)

@@ -9,8 +9,9 @@ from django.conf import settings
 
 from training.paired_test import compare, decide
 from webapp import artifacts
-from webapp.gallery import indexing, pipeline
-from webapp.gallery.models import IndexVersion, ModelVersion
+from webapp.gallery import indexing
+from webapp.gallery.models import TUNED, IndexVersion, ModelVersion
+from webapp.learning import dispatch
 from webapp.learning.evaluation import GuardQueries, guard_hits, guard_queries
 
 
@@ -58,7 +59,7 @@ def cached_guard_hits(version: ModelVersion, queries: GuardQueries) -> np.ndarra
 def promote_or_reject(candidate: ModelVersion) -> bool:
     """Guard, then build + activate the candidate's index or mark it rejected. The full reports are a
     separate task (queue `default`) so that they delay neither the swap nor the next run."""
-    active = pipeline.active_model_version()
+    active = ModelVersion.active()
     gallery = indexing.gallery_vectors(candidate)  # embedded once: for the guard and for the index
     promoted, note, evidence = guard(candidate, active, gallery)
     if promoted:  # first: a failed index write (e.g. disk full) leaves the candidate unmarked and inactive
@@ -69,22 +70,38 @@ def promote_or_reject(candidate: ModelVersion) -> bool:
     if evidence is not None:  # shown on the dashboard next to the decision
         candidate.metrics = {**(candidate.metrics or {}), "promotion_evidence": evidence}
         ModelVersion.objects.filter(pk=candidate.pk).update(metrics=candidate.metrics)
-    from webapp.learning import tasks
-
     for version in (candidate, active):
         if not version.metrics.get("evaluated_at"):
-            try:
-                tasks.evaluate_model_version.apply_async(args=[version.pk], queue="default")
-            except Exception:  # broker down: the dashboard and `manage.py evaluate` can compute it later
-                pass
+            dispatch.send_evaluation(version.pk)  # broker down: housekeeping sends it later
     return promoted
 
 
+class VersionUnavailable(RuntimeError):
+    """A model version cannot be served: one of its artifacts cannot be fetched (the message says which)."""
+
+
+def _fetchable(kind: str, name: str) -> None:
+    try:
+        artifacts.fetch(name)
+    except OSError as exc:
+        raise VersionUnavailable(f"Its {kind} ({name}) cannot be fetched from the storage: {exc}") from exc
+
+
 def rollback(version: ModelVersion) -> IndexVersion:
-    """Serve `version` again: re-activate its newest index if it covers today's gallery, else rebuild."""
+    """Serve `version` again: re-activate its newest index if it covers today's gallery, else rebuild.
+
+    Raises VersionUnavailable, activating nothing, when its head, tuned backbone or index cannot be fetched,
+    or when retention pruned it (webapp/gallery/retention.py)."""
+    if version.pruned_at is not None:
+        raise VersionUnavailable("It was pruned by retention (prune_artifacts): its artifacts are deleted.")
+    if version.head_file:
+        _fetchable("metric head", version.head_file)
+    if TUNED in version.backbone:
+        _fetchable("tuned backbone", version.backbone.partition(TUNED)[2])
     latest = version.indexes.order_by("-id").first()
     indexable = len(indexing.indexable_ids(version.backbone))
-    if latest is not None and latest.ntotal == indexable and artifacts.exists(latest.path):
+    if latest is not None and latest.ntotal == indexable:
+        _fetchable("index", latest.path)
         latest.activate()
         return latest
     return indexing.build_and_activate(version)

@@ -8,28 +8,26 @@ from django.conf import settings
 from django.utils import timezone
 
 from webapp.feedback import consumer
-from webapp.learning import claims
+from webapp.learning import claims, dispatch
 from webapp.learning.models import OnlineSchedule, TrainingRun
 from webapp.learning.online import CURSOR
+from webapp.learning.parameters import RunParameters
+from webapp.learning.runs import start_run
 
 logger = logging.getLogger(__name__)
 
 
 def request_online_update() -> bool:
-    """Enqueue one delayed update unless one is already pending (compare-and-swap); True if enqueued."""
+    """Send one delayed update unless one is already pending (compare-and-swap); True if sent."""
     if not settings.ONLINE_LEARNING:
         return False
-    from webapp.learning import tasks
-
     OnlineSchedule.objects.get_or_create(name="oahu")
     if not OnlineSchedule.objects.filter(name="oahu", pending=False).update(pending=True,
                                                                               requested_at=timezone.now()):
         return False
-    try:
-        tasks.learn_online.apply_async(countdown=settings.ONLINE_DEBOUNCE_SECONDS, queue="training")
-    except Exception as exc:  # broker down: feedback is stored; beat retries when the broker is back
+    if not dispatch.send_online_update():  # feedback is stored; housekeeping starts the update later
         OnlineSchedule.objects.filter(name="oahu").update(pending=False)
-        logger.warning("Online learning delayed: cannot reach the broker (%s)", exc)
+        logger.warning("Online learning delayed: cannot reach the broker")
         return False
     return True
 
@@ -43,13 +41,8 @@ def run_online_update_if_needed() -> int | None:
     if holder is not None:
         return None  # a run is in progress; its end (or the beat task) picks the triplets up
     try:
-        run = _start_online()
-    except claims.TrainingBusy:
+        run = start_run(RunParameters.of(TrainingRun.Mode.OAHU, trigger="feedback"))
+    except (claims.TrainingBusy, dispatch.NoConsumer) as exc:  # no training worker: the triplets wait
+        logger.info("No online update now: %s", exc)
         return None
     return run.pk
-
-
-def _start_online() -> TrainingRun:
-    from webapp.learning.runs import start_run
-
-    return start_run(TrainingRun.Mode.OAHU, {"trigger": "feedback"})

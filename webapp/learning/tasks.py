@@ -1,10 +1,12 @@
-"""Celery tasks of learning: thin wrappers taking primary keys."""
+"""Celery tasks of learning: thin wrappers taking primary keys (sent by name: webapp/learning/dispatch.py)."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
+from webapp.gallery.models import ModelVersion
 from webapp.learning import runs, scheduling
+from webapp.learning.evaluation import evaluate_version
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -21,18 +23,16 @@ def learn_online() -> int | None:
 
 @shared_task
 def housekeeping() -> dict:
-    """Periodic: fail dead runs, re-send runs the broker missed, derive judgements whose derivation the broker
-    missed, pick up waiting triplets."""
+    """Periodic, on the `default` queue: fail dead runs and runs nobody took, re-send runs the broker missed,
+    derive judgements whose derivation the broker missed, pick up waiting triplets."""
     from webapp.feedback.triplets import derive_pending
 
-    return {"reaped": runs.reap_stale_runs(), "resent": runs.resend_queued_runs(), "derived": derive_pending(),
+    return {"reaped": runs.reap_stale_runs(), "unserved": runs.fail_unserved_runs(),
+            "resent": runs.resend_queued_runs(), "derived": derive_pending(),
             "online_run": scheduling.run_online_update_if_needed()}
 
 
 @shared_task
 def evaluate_model_version(version_id: int) -> dict:
     """Compute and store a version's full evaluation report."""
-    from webapp.gallery.models import ModelVersion
-    from webapp.learning.evaluation import evaluate_version
-
     return evaluate_version(ModelVersion.objects.get(pk=version_id))

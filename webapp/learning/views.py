@@ -5,28 +5,31 @@ from __future__ import annotations
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from webapp.errors import ANSWERED, status_of
 from webapp.feedback.models import Impression, Judgement, Triplet
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
-from webapp.learning import broker, claims, plots
-from webapp.learning.forms import RetrainForm
+from webapp.gallery.state import gallery_state
+from webapp.learning import broker, claims, plots, tasks
 from webapp.learning.models import TrainingRun
-from webapp.learning.promotion import rollback
-from webapp.learning.runs import start_run
+from webapp.learning.parameters import InvalidParameters, RetrainForm, RunParameters
+from webapp.learning.promotion import VersionUnavailable, rollback
+from webapp.learning.runs import cancel, start_run
 
 KS = (1, 2, 4, 8, 16, 32)
 
 
-def _context(form: RetrainForm | None = None) -> dict:
+def _context() -> dict:
     return {
-        "form": form or RetrainForm(),
+        "form": RetrainForm(),
         "counts": {
-            "gallery images": Image.objects.filter(role=Image.Role.GALLERY).count(),
-            "queries": Impression.objects.filter(offset=0).count(),
-            "clicks": Judgement.objects.filter(kind=Judgement.Kind.CLICK).count(),
-            "explicit verdicts": Judgement.objects.exclude(kind=Judgement.Kind.CLICK).count(),
-            "triplets": Triplet.objects.count(),
+            _("gallery images"): Image.objects.filter(role=Image.Role.GALLERY).count(),
+            _("queries"): Impression.objects.filter(offset=0).count(),
+            _("clicks"): Judgement.objects.filter(kind=Judgement.Kind.CLICK).count(),
+            _("explicit verdicts"): Judgement.objects.exclude(kind=Judgement.Kind.CLICK).count(),
+            _("triplets"): Triplet.objects.count(),
         },
         "current": claims.holder(),
         "broker_problem": broker.problem(),
@@ -40,17 +43,32 @@ def _context(form: RetrainForm | None = None) -> dict:
 def version_rows() -> list[dict]:
     """Model versions with their report flattened for the table."""
     rows = []
+    current = gallery_state()
     for version in ModelVersion.objects.all()[:30]:
         labelled = (version.metrics or {}).get("labelled") or {}
         feedback = (version.metrics or {}).get("feedback") or {}
         rows.append({
-            "version": version,
+            "version": version, "measured_on": measured_on(labelled), "stale": stale(version, current),
             "recalls": [labelled.get(f"recall@{k}") for k in KS],
             "nmi": labelled.get("nmi"), "map_r": labelled.get("map@r"),
             "feedback_r1": feedback.get("recall@1"),
             "evidence": evidence_summary((version.metrics or {}).get("promotion_evidence")),
         })
     return rows
+
+
+def measured_on(labelled: dict) -> str:
+    """What a version's Recall@K was measured on, in words."""
+    if not labelled.get("queries"):
+        return ""
+    return _("%(queries)d queries against %(gallery)d images (%(protocol)s)") % {
+        "queries": labelled["queries"], "gallery": labelled.get("gallery", 0), "protocol": labelled.get("protocol", "")}
+
+
+def stale(version: ModelVersion, current: dict) -> bool:
+    """Whether the version was scored on another gallery than today's (its figures are not comparable)."""
+    metrics = version.metrics or {}
+    return bool(metrics.get("labelled")) and metrics.get("gallery") != current
 
 
 def evidence_summary(evidence: dict | None) -> str:
@@ -73,20 +91,32 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def progress(request: HttpRequest) -> HttpResponse:
     run_id = request.GET.get("run")
     run = TrainingRun.objects.filter(pk=run_id).first() if run_id and run_id.isdigit() else claims.holder()
-    return render(request, "learning/_progress.html", {"run": run})
+    busy = _("A training run is in progress; start another when it has finished.") if request.GET.get("refused") else ""
+    return render(request, "learning/_progress.html", {"run": run, "busy": busy})
 
 
 @staff_member_required
 @require_POST
 def retrain(request: HttpRequest) -> HttpResponse:
-    form = RetrainForm(request.POST)
-    if not form.is_valid():
-        return render(request, "learning/_progress.html", {"form_errors": form.errors}, status=400)
     try:
-        run = start_run(form.cleaned_data["mode"], form.params(), user=request.user)
-    except claims.TrainingBusy as exc:
-        return render(request, "learning/_progress.html", {"busy": str(exc), "run": claims.holder()}, status=409)
+        run = start_run(RunParameters.parse(request.POST), user=request.user)
+    except InvalidParameters as exc:
+        return render(request, "learning/_progress.html", {"form_errors": exc.errors}, status=status_of(exc))
+    except ANSWERED as exc:
+        return render(request, "learning/_progress.html", {"busy": str(exc), "run": claims.holder()},
+                      status=status_of(exc))
     run.refresh_from_db()
+    return render(request, "learning/_progress.html", {"run": run})
+
+
+@staff_member_required
+@require_POST
+def cancel_run(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(TrainingRun, pk=run_id)
+    try:
+        run = cancel(run, request.user)
+    except ANSWERED as exc:
+        return render(request, "learning/_progress.html", {"busy": str(exc), "run": run}, status=status_of(exc))
     return render(request, "learning/_progress.html", {"run": run})
 
 
@@ -94,8 +124,25 @@ def retrain(request: HttpRequest) -> HttpResponse:
 @require_POST
 def rollback_version(request: HttpRequest, version_id: int) -> HttpResponse:
     version = get_object_or_404(ModelVersion, pk=version_id)
-    rollback(version)
+    try:
+        rollback(version)
+    except VersionUnavailable as exc:
+        return render(request, "learning/_versions.html",
+                      {**_context(), "notice": f"Version {version.pk} cannot be served. {exc}"}, status=409)
     return render(request, "learning/_versions.html", {**_context(), "notice": f"Version {version.pk} is active."})
+
+
+@staff_member_required
+@require_POST
+def rescore(request: HttpRequest) -> HttpResponse:
+    """Re-evaluate every version scored on another gallery than today's (queued on the worker)."""
+    current = gallery_state()
+    queued = [version.pk for version in ModelVersion.objects.all()[:30] if stale(version, current)]
+    for version_id in queued:
+        tasks.evaluate_model_version.delay(version_id)
+    notice = (_("Re-scoring %(count)d versions on the current gallery; refresh in a moment.") % {"count": len(queued)}
+              if queued else _("Every version is already scored on the current gallery."))
+    return render(request, "learning/_versions.html", {**_context(), "notice": notice})
 
 
 @staff_member_required

@@ -1,5 +1,8 @@
 from django.urls import path
 
-from webapp.search.api import SearchView
+from webapp.search.api import RefineView, SearchView
 
-urlpatterns = [path("search/", SearchView.as_view(), name="api-search")]
+urlpatterns = [
+    path("search/", SearchView.as_view(), name="api-search"),
+    path("search/refine/", RefineView.as_view(), name="api-search-refine"),
+]

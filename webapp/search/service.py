@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,15 +9,13 @@ from django.conf import settings
 
 from retrieval.extraction import preprocess
 from retrieval.images import ImageRejected, decode_image
-from retrieval.index import IndexHolder, load_index, search
-from retrieval.index_tuning import apply_search_params, set_search_threads
-from webapp import artifacts
-from webapp.gallery import pipeline
+from retrieval.index import LoadedIndex
 from webapp.gallery.features import ensure_features
-from webapp.gallery.models import Image, IndexVersion, ModelVersion
+from webapp.gallery.models import Image, ModelVersion
 from webapp.gallery.storing import store_image
-
-logger = logging.getLogger(__name__)
+from webapp.runtime import runtime
+from webapp.search import ranking
+from webapp.search.refine import SessionFeedback, adjusted_query
 
 
 class SearchUnavailable(RuntimeError):
@@ -41,52 +37,23 @@ class SearchResult:
     hits: list[Hit]
     offset: int
     has_more: bool
+    feedback: SessionFeedback | None = None  # set when the page was ranked with the adjusted query
 
 
-class _ActiveIndex:
-    """Resolve the active index (version, artifact name) at most every INDEX_CHECK_SECONDS per process."""
-
-    def __init__(self) -> None:
-        self._checked_at = 0.0
-        self._value: tuple[int, str] | None = None
-
-    def __call__(self) -> tuple[int, str] | None:
-        now = time.monotonic()
-        if self._value is None or now - self._checked_at >= settings.INDEX_CHECK_SECONDS:
-            row = IndexVersion.objects.filter(is_active=True).values_list("id", "path").first()
-            self._value = None if row is None else (row[0], row[1])  # the artifact's name in the storage
-            self._checked_at = now
-        return self._value
+def served() -> tuple[LoadedIndex, ModelVersion]:
+    """The index this process serves and the model version it was built for, resolved once per search."""
+    try:
+        loaded = runtime.served_index()
+    except (RuntimeError, OSError) as exc:
+        raise SearchUnavailable("The search index cannot be loaded right now; staff have been told.") from exc
+    if loaded is None:
+        raise SearchUnavailable("No index is active yet: import images first.")
+    return loaded, ModelVersion.objects.get(indexes__pk=loaded.version)
 
 
-def _report_unloadable(version: int, exc: Exception) -> None:
-    """Log it and show it to staff (dashboard); the previously loaded index keeps serving."""
-    logger.error("Index version %s cannot be loaded; still serving the previous one: %s", version, exc)
-    IndexVersion.objects.filter(pk=version).update(load_error=f"{type(exc).__name__}: {exc}"[:2000])
-
-
-def new_holder() -> IndexHolder:
-    """What a process serves from: the active index, fetched from the artifact storage into this host's cache."""
-    return IndexHolder(
-        _ActiveIndex(), prepare=lambda index: apply_search_params(index, settings.HNSW_EF_SEARCH),
-        on_error=_report_unloadable, load=lambda name: load_index(artifacts.fetch(name)),
-    )
-
-
-_holder = new_holder()
-_threads_set = False
-
-
-def _search_threads_once() -> None:
-    """FAISS threads for searching, set on this process's first search (docs/benchmarks.md)."""
-    global _threads_set
-    if not _threads_set:
-        set_search_threads(settings.SEARCH_THREADS)
-        _threads_set = True
-
-
-def store_query(data: bytes, original_name: str = "") -> Image:
-    """Validate an upload and store it as a query image (or reuse the stored image with the same bytes).
+def store_query(data: bytes, original_name: str = "", backbone: str | None = None) -> Image:
+    """Validate an upload and store it as a query image (or reuse the stored image with the same bytes),
+    with its features under `backbone` (default: the active model's).
 
     Raises ImageRejected before anything is written.
     """
@@ -95,45 +62,52 @@ def store_query(data: bytes, original_name: str = "") -> Image:
         max_pixels=settings.MAX_IMAGE_PIXELS,
     )
     image, _ = store_image(decoded, data, role=Image.Role.QUERY, original_name=original_name)
-    name = pipeline.active_model_version().backbone  # a tuned backbone once a run fine-tuned one
-    store = pipeline.feature_store(name)
+    name = backbone or ModelVersion.active().backbone  # a tuned backbone once a run fine-tuned one
+    store = runtime.feature_store(name)
     if not store.contains(np.array([image.pk]))[0]:
-        crop = preprocess(decoded.rgb, pipeline.backbone(name))
-        store.append(np.array([image.pk]), pipeline.extractor(name).features([crop]))
+        crop = preprocess(decoded.rgb, runtime.backbone(name))
+        store.append(np.array([image.pk]), runtime.extractor(name).features([crop]))
     return image
 
 
-def search_similar(query: Image, k: int = settings.SEARCH_DEFAULT_K, offset: int = 0) -> SearchResult:
-    """Rank the gallery for a stored image; the query itself (same SHA-256) is never a result."""
-    _search_threads_once()
-    try:
-        loaded = _holder.current()
-    except (RuntimeError, OSError) as exc:
-        raise SearchUnavailable("The search index cannot be loaded right now; staff have been told.") from exc
-    if loaded is None:
-        raise SearchUnavailable("No index is active yet: import images first.")
-    index_version = IndexVersion.objects.select_related("model_version").get(pk=loaded.version)
-    version = index_version.model_version
+def search_similar(
+    query: Image, k: int = settings.SEARCH_DEFAULT_K, offset: int = 0,
+    index: tuple[LoadedIndex, ModelVersion] | None = None, feedback: SessionFeedback | None = None,
+) -> SearchResult:
+    """Rank the gallery for a stored image with `index` (default: served()); the query itself (same
+    SHA-256) is never a result.
+
+    With `feedback` (what the requester marked on earlier pages of this query), the page is the best
+    `k` results not shown to them yet under the adjusted query (webapp/search/refine.py), numbered on
+    from `offset`."""
+    loaded, version = index or served()
     query_id = np.array([query.pk])
-    vector = pipeline.embed(version, ensure_features(query_id, version.backbone).get(query_id))
-    wanted = offset + k + 1  # one more: the query may be in the gallery
-    scores, ids = search(loaded.index, vector, wanted + 1)
-    ranked = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0 and i != query.pk]
-    page = ranked[offset : offset + k]
+    vector = runtime.embed(version, ensure_features(query_id, version.backbone).get(query_id))
+    if feedback:
+        vector = adjusted_query(version, vector, feedback)
+        ranked = ranking.rank(loaded, version, vector, k + 1, exclude={query.pk, *feedback.shown}, expand=False)
+        page = ranked[:k]
+    else:
+        feedback = None
+        ranked = ranking.rank(loaded, version, vector, offset + k + 1, exclude={query.pk})
+        page = ranked[offset : offset + k]
     images = Image.objects.in_bulk([i for i, _ in page])
     hits = [
         Hit(images[i], score, offset + rank + 1)
         for rank, (i, score) in enumerate(page)
         if i in images and images[i].role == Image.Role.GALLERY
     ]
-    has_more = len(ranked) > offset + k
-    return SearchResult(query, version, loaded.version, hits, offset, has_more)
+    has_more = len(ranked) > (k if feedback else offset + k)
+    return SearchResult(query, version, loaded.version, hits, offset, has_more, feedback)
 
 
 def search_upload(data: bytes, original_name: str = "", k: int = settings.SEARCH_DEFAULT_K) -> SearchResult:
-    if not IndexVersion.objects.filter(is_active=True).exists():
-        raise SearchUnavailable("No index is active yet: import images first.")
-    return search_similar(store_query(data, original_name), k=k)
+    """Store the upload and search with it: the served index, its model version and that version's backbone
+    are resolved once, so the query is extracted once, with the backbone the index was built with."""
+    index = served()
+    query = store_query(data, original_name, backbone=index[1].backbone)
+    return search_similar(query, k=k, index=index)
 
 
-__all__ = ["ImageRejected", "SearchResult", "SearchUnavailable", "search_similar", "search_upload", "store_query"]
+__all__ = ["ImageRejected", "SearchResult", "SearchUnavailable", "search_similar", "search_upload", "served",
+           "store_query"]

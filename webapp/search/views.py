@@ -8,16 +8,20 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from retrieval.images import size_message
+from webapp.errors import ANSWERED, status_of
 from webapp.feedback import impressions
 from webapp.feedback.models import Impression
 from webapp.feedback.triplets import live_verdicts
+from webapp.gallery import privacy
 from webapp.gallery.models import Image
 from webapp.search import service
+from webapp.search.refine import session_feedback
 from webapp.throttling import throttled
 
 PAGE_SIZE = settings.SEARCH_DEFAULT_K
@@ -33,7 +37,7 @@ def _results(request: HttpRequest, result: service.SearchResult, weak_shown: boo
         "result": result, "impression": impression, "next_offset": result.offset + len(result.hits),
         "cutoff": cutoff, "strong_count": len(strong), "first_weak": None if weak_shown else first_weak,
         "weak_shown": weak_shown or first_weak is not None, "results_url": _results_url(result.query, 0),
-        "gallery_size": _gallery_size(),
+        "gallery_size": _gallery_size(), "feedback": result.feedback,
     }
     fragment = request.htmx and not request.htmx.history_restore_request
     if fragment and result.offset > 0:
@@ -72,31 +76,32 @@ def search_upload(request: HttpRequest) -> HttpResponse:
     if upload is None:
         return _error(request, _("Choose an image file to search with."))
     if upload.size > settings.MAX_UPLOAD_BYTES:
-        return _error(request, _("The file is %(size).1f MB; the limit is %(limit).1f MB.")
-                      % {"size": upload.size / 1e6, "limit": settings.MAX_UPLOAD_BYTES / 1e6})
+        return _error(request, size_message(upload.size, settings.MAX_UPLOAD_BYTES))
     try:
         result = service.search_upload(upload.read(), original_name=upload.name or "", k=PAGE_SIZE)
-    except service.ImageRejected as exc:
-        return _error(request, str(exc))
-    except service.SearchUnavailable as exc:
-        return _error(request, str(exc), status=503)
+    except ANSWERED as exc:
+        return _error(request, str(exc), status=status_of(exc))
+    privacy.record_upload(result.query, request, upload.name or "")
     return _results(request, result)
 
 
 @require_GET
 @throttled("search")
 def search_similar(request: HttpRequest, image_id: int) -> HttpResponse:
-    query = get_object_or_404(Image, pk=image_id)
+    query = privacy.visible_or_404(request, image_id)
     try:
         offset = int(request.GET.get("offset", 0))
     except ValueError:
         return _error(request, _("offset must be a whole number."))
     if not 0 <= offset <= MAX_OFFSET:
         return _error(request, _("offset must be between 0 and %(max)d.") % {"max": MAX_OFFSET})
+    # "Show more" and "Refine" rank with what this person marked on earlier pages of this query, if anything
+    refine = offset > 0 or request.GET.get("refine") == "1"
+    feedback = session_feedback(impressions.owned_by(request), query.pk) if refine else None
     try:
-        result = service.search_similar(query, k=PAGE_SIZE, offset=offset)
-    except service.SearchUnavailable as exc:
-        return _error(request, str(exc), status=503)
+        result = service.search_similar(query, k=PAGE_SIZE, offset=offset, feedback=feedback)
+    except ANSWERED as exc:
+        return _error(request, str(exc), status=status_of(exc))
     if offset and not result.hits:
         return _error(request, _("No more results: every similar image is already shown (the gallery has "
                                  "%(count)d images).") % {"count": _gallery_size()}, status=404)
@@ -107,7 +112,7 @@ def search_similar(request: HttpRequest, image_id: int) -> HttpResponse:
 def image_detail(request: HttpRequest, image_id: int) -> HttpResponse:
     """An image on its own page; opened from a results page (`?impression=`), with its verdict buttons and a
     way back to those results."""
-    image = get_object_or_404(Image, pk=image_id)
+    image = privacy.visible_or_404(request, image_id)
     context: dict = {"image": image}
     impression = _own_impression(request, request.GET.get("impression"), image_id)
     if impression is not None:

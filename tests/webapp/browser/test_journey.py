@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 
+from tests.webapp.browser.support import wait_until
 from webapp.feedback.models import Judgement, Triplet
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,22 +32,28 @@ def _drop_file(page, selector: str, path: Path) -> None:
     )
 
 
-def test_search_judge_and_retrain(page, live_server, split_demo, demo_folder: Path, eager_tasks, settings) -> None:
+def test_search_judge_and_retrain(page, shot, live_server, split_demo, demo_folder: Path, eager_tasks,
+                                  settings) -> None:
     settings.PROMOTION_GUARD = "off"
     page.goto(live_server.url + "/")
+    shot("home")
     page.set_input_files("#image-input", str(demo_folder / "sunsets" / "sunsets-000.jpg"))
     page.wait_for_selector(".hit")
     assert "sunsets" in page.inner_text("#results")
-    assert page.url == live_server.url + "/"  # htmx swapped the results in, no page load
+    assert re.search(r"/images/\d+/similar/$", page.url)  # htmx swapped the results in and pushed their URL
+    shot("results")
 
     _drop_file(page, "#search-form", demo_folder / "gravel" / "gravel-001.jpg")
     page.wait_for_selector("text=Results for gravel-001.jpg")
     for control, index in ((".hit .dissimilar", 4), (".hit .thumb", 1), (".hit .thumb", 0)):
+        if page.evaluate("document.querySelector('#viewer').open"):
+            page.keyboard.press("Escape")  # close the viewer the previous thumbnail opened
         with page.expect_response(lambda response: response.url.endswith("/feedback/")) as answer:
             page.locator(control).nth(index).click()
         assert answer.value.status == 200
     page.wait_for_selector("text=Marked not similar")
     page.wait_for_selector(".viewer >> text=Find similar to this")
+    shot("viewer")
     assert Judgement.objects.count() == 3 and Triplet.objects.count() > 0
 
     get_user_model().objects.create_user("boss", password="pw-boss-12345", is_staff=True)
@@ -57,18 +65,20 @@ def test_search_judge_and_retrain(page, live_server, split_demo, demo_folder: Pa
     page.select_option("#id_mode", "batch")
     page.select_option("#id_data", "triplets")
     page.fill("#id_epochs", "2")
+    shot("dashboard")
     page.click("text=Start training")
-    page.wait_for_selector("#progress progress")
-    page.wait_for_function("!document.querySelector('#progress [hx-trigger]')", timeout=120_000)
+    page.wait_for_selector("#progress .run-status")
+    wait_until(page, "!document.querySelector('#progress [hx-trigger]')", timeout=120)
     assert page.locator(".run-status").inner_text() == "Promoted"
-    assert page.eval_on_selector("#progress progress", "el => el.value") == 1
+    shot("trained")
 
     page.click("text=Refresh the report")
     page.wait_for_selector("text=Model versions")
     assert page.locator("#versions tr.active").count() == 1
     for plot in ("#recall-plot", "#alpha-plot"):  # the PNGs arrive and decode as images
-        page.wait_for_function(f"document.querySelector('{plot}').complete && "
-                               f"document.querySelector('{plot}').naturalWidth > 0")
+        wait_until(page, f"document.querySelector('{plot}').complete && "
+                         f"document.querySelector('{plot}').naturalWidth > 0")
+    shot("report", full_page=True)
 
 
 def test_a_bad_file_shows_a_message(page, live_server, gallery, tmp_path: Path) -> None:

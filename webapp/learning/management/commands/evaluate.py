@@ -6,7 +6,6 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from webapp.gallery import pipeline
 from webapp.gallery.models import ModelVersion
 from webapp.learning.evaluation import evaluate_version
 
@@ -23,7 +22,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, version: int | None, **options) -> None:
         if version is None:
-            target = pipeline.active_model_version()
+            target = ModelVersion.active()
         else:
             target = ModelVersion.objects.filter(pk=version).first()
             if target is None:

@@ -1,5 +1,5 @@
-"""python manage.py retrain --mode oahu|batch [--loss NAME] [--epochs N] [--batch-size B] [--lr X] [--backbone]
-[--wait]"""
+"""python manage.py retrain --mode oahu|batch [--loss NAME] [--epochs N] [--batch-size B] [--lr X] [--device D]
+[--data D] [--seed S] [--backbone] [--wait]; parameters not given take their defaults (learning/parameters.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from webapp.learning import claims
-from webapp.learning.forms import RetrainForm
 from webapp.learning.models import TrainingRun
+from webapp.learning.parameters import InvalidParameters, RunParameters
 from webapp.learning.runs import start_run
 
 
@@ -18,22 +18,24 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--mode", required=True, choices=TrainingRun.Mode.values)
-        parser.add_argument("--loss", default="multi_similarity")
-        parser.add_argument("--epochs", type=int, default=5)
-        parser.add_argument("--lr", type=float, default=1e-4)
-        parser.add_argument("--batch-size", type=int, default=64)
-        parser.add_argument("--device", default="auto")
-        parser.add_argument("--data", default="both", help="both | triplets | labels")
+        parser.add_argument("--loss", help="default: REFIND_BATCH_LOSS")
+        parser.add_argument("--epochs", type=int)
+        parser.add_argument("--lr", type=float)
+        parser.add_argument("--batch-size", type=int)
+        parser.add_argument("--device", help="auto | cpu | cuda; default: TRAINING_DEVICE")
+        parser.add_argument("--data", help="both | triplets | labels | clicks")
+        parser.add_argument("--seed", type=int)
         parser.add_argument("--backbone", action="store_true", help="batch mode: fine-tune the backbone too (GPU)")
         parser.add_argument("--wait", action="store_true", help="print progress until the run ends")
 
     def handle(self, *args, wait: bool, **options) -> None:
-        form = RetrainForm({key: options[key] for key in ("mode", "loss", "epochs", "batch_size", "lr", "device",
-                                                          "data", "backbone")})
-        if not form.is_valid():
-            raise CommandError("; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()))
+        given = {key: options[key] for key in ("mode", "loss", "epochs", "batch_size", "lr", "device", "data",
+                                               "backbone", "seed") if options[key] is not None}
         try:
-            run = start_run(form.cleaned_data["mode"], form.params())
+            run = start_run(RunParameters.parse(given))
+        except InvalidParameters as exc:
+            raise CommandError("; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.errors.items())) \
+                from exc
         except claims.TrainingBusy as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"Started run {run.pk} ({run.mode}).")

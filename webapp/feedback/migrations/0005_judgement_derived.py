@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('feedback', '0003_judgement_retraction'),
+        ('feedback', '0004_click_memory'),
         ('gallery', '0004_tuned_backbone_names'),
     ]
 

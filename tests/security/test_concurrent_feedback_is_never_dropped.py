@@ -1,0 +1,85 @@
+"""16 concurrent feedback writers against a real threaded server: no errors, every judgement and triplet
+stored exactly once, on SQLite (the embedded default) and on PostgreSQL (issue 11, item 4)."""
+
+from __future__ import annotations
+
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.imagefactory import image_bytes
+from tests.integration.support import fresh_database, sql_value
+from tests.security.server import Server, prepared_site
+
+WRITERS = 16
+
+
+def _writer(base_url: str, colour: int) -> tuple[list[int], int, int]:
+    """One browser-like anonymous visitor: search, then click every result and mark the first similar.
+    Returns (error statuses, judgements created, triplets created)."""
+    session = requests.Session()
+    session.get(f"{base_url}/", timeout=60)
+    headers = {"X-CSRFToken": session.cookies["csrftoken"], "Referer": f"{base_url}/"}
+    image = image_bytes("PNG", (96, 96), colour=(colour, 255 - colour, (7 * colour) % 256))
+    found = session.post(f"{base_url}/api/v1/search/", files={"image": ("q.png", image)}, data={"k": 12},
+                         headers=headers, timeout=120)
+    if found.status_code != 200:
+        return [found.status_code], 0, 0
+    body = found.json()
+    errors, judgements, triplets = [], 0, 0
+    verdicts = [(hit["image_id"], "click") for hit in body["results"][1:]] + [(body["results"][0]["image_id"],
+                                                                               "similar")]
+    for image_id, kind in verdicts:
+        answer = session.post(f"{base_url}/api/v1/feedback/", json={
+            "query_id": body["query_id"], "image_id": image_id, "judgement": kind,
+            "impression_id": body["impression_id"]}, headers=headers, timeout=120)
+        if answer.status_code != 201:
+            errors.append(answer.status_code)
+            continue
+        judgements += 1
+        triplets += answer.json()["triplets_created"]
+    return errors, judgements, triplets
+
+
+def _hammer(base_url: str) -> tuple[list[int], int, int]:
+    with ThreadPoolExecutor(WRITERS) as pool:
+        outcomes = list(pool.map(lambda i: _writer(base_url, 11 * i + 3), range(WRITERS)))
+    errors = [code for codes, _, _ in outcomes for code in codes]
+    return errors, sum(o[1] for o in outcomes), sum(o[2] for o in outcomes)
+
+
+COUNTS = "SELECT (SELECT COUNT(*) FROM feedback_judgement), (SELECT COUNT(*) FROM feedback_triplet)"
+ENV = {"REFIND_THROTTLE_FEEDBACK": "100000/min", "REFIND_THROTTLE_SEARCH": "100000/min"}
+
+
+@pytest.mark.services
+def test_sqlite_writers_wait_their_turn(tmp_path: Path) -> None:
+    database = tmp_path / "refind.sqlite3"
+    env = prepared_site(tmp_path, f"sqlite:///{database}", **ENV)
+    server = Server(env, tmp_path, workers=2, threads=8)
+    try:
+        errors, judgements, triplets = _hammer(server.url)
+    finally:
+        log = server.stop()
+    assert errors == [], (errors, log[-3000:])
+    assert judgements == WRITERS * 12
+    with sqlite3.connect(database) as connection:
+        assert connection.execute(COUNTS).fetchone() == (judgements, triplets)
+
+
+@pytest.mark.services
+def test_postgresql_writers_wait_their_turn(tmp_path: Path) -> None:
+    with fresh_database() as url:
+        env = prepared_site(tmp_path, url, **ENV)
+        server = Server(env, tmp_path, workers=2, threads=8)
+        try:
+            errors, judgements, triplets = _hammer(server.url)
+        finally:
+            log = server.stop()
+        assert errors == [], (errors, log[-3000:])
+        assert judgements == WRITERS * 12
+        assert sql_value(url, "SELECT COUNT(*) FROM feedback_judgement") == judgements
+        assert sql_value(url, "SELECT COUNT(*) FROM feedback_triplet") == triplets
