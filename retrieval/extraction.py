@@ -98,6 +98,11 @@ class FeatureExtractor:
                     self._forward_into(out, crops, start)
         return out
 
+    def _to_input(self, chunk: np.ndarray) -> torch.Tensor:
+        """The torch path's input for NHWC uint8 crops (normalised, channels_last), whatever path runs."""
+        forward = self.forward if isinstance(self.forward, TorchForward) else TorchForward(self.backbone, False)
+        return forward.to_input(chunk)
+
     def _forward_into(self, out: np.ndarray, crops: list[np.ndarray], start: int) -> None:
         chunk = np.stack(crops[start : start + self.micro_batch])
         out[start : start + len(chunk)] = self.forward(chunk)

@@ -255,11 +255,14 @@ class TorchForward:
         self._mean = torch.tensor(backbone.mean).view(1, 3, 1, 1) * 255.0
         self._std = torch.tensor(backbone.std).view(1, 3, 1, 1) * 255.0
 
+    def to_input(self, crops: np.ndarray) -> torch.Tensor:
+        """NHWC uint8 -> normalised float NCHW with channels_last strides (NHWC memory, no copy to NCHW)."""
+        batch = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float()
+        return ((batch - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
+
     @torch.inference_mode()
     def __call__(self, crops: np.ndarray) -> np.ndarray:
-        batch = torch.from_numpy(crops).permute(0, 3, 1, 2).float()
-        batch = ((batch - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
-        return self.model(batch).numpy()
+        return self.model(self.to_input(crops)).numpy()
 
 
 class OnnxForward:
