@@ -31,7 +31,7 @@ class MemoryConfig:
 
     step: float = 0.3
     negative_step: float = 0.03
-    max_shift: float = 0.15
+    max_shift: float = 0.1
 
     def __post_init__(self) -> None:
         if not (0 <= self.step <= 1 and 0 <= self.negative_step <= 1 and 0 <= self.max_shift <= 2):

@@ -203,7 +203,7 @@ SEARCH_DEFAULT_K = 20
 QUERY_EXPANSION = env_int("REFIND_QUERY_EXPANSION", 0, minimum=0, maximum=50)  # αQE: top k (0 = off)
 DBA_K = env_int("REFIND_DBA", 1, minimum=0, maximum=50)  # αDBA at index build: nearest k (0 = off)
 CLICK_MEMORY = env_bool("REFIND_CLICK_MEMORY", True)
-CLICK_MEMORY_MAX_SHIFT = env_float("REFIND_CLICK_MEMORY_MAX_SHIFT", 0.15, minimum=0.0)
+CLICK_MEMORY_MAX_SHIFT = env_float("REFIND_CLICK_MEMORY_MAX_SHIFT", 0.1, minimum=0.0)
 if CLICK_MEMORY_MAX_SHIFT > 2.0:
     raise ImproperlyConfigured(f"REFIND_CLICK_MEMORY_MAX_SHIFT={CLICK_MEMORY_MAX_SHIFT} must be at most 2.")
 SEARCH_MAX_K = 100

@@ -43,9 +43,9 @@ def workers(monkeypatch):
             return {f"worker-{name}@host": [{"name": name}] for name in served}
 
     monkeypatch.setattr(celery_app.control, "inspect", lambda timeout=None: Inspect())
-    dispatch.forget_consumers()
+    dispatch.consumed_queues.forget()
     yield served
-    dispatch.forget_consumers()
+    dispatch.consumed_queues.forget()
 
 
 def test_a_running_run_cancelled_by_staff_stops_at_its_next_step_and_publishes_nothing(

@@ -11,13 +11,12 @@ and beat's housekeeping sends it again once the broker is back.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Sequence
 
 from django.conf import settings
 
 from webapp import celery_app
+from webapp.learning import broker
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +32,6 @@ EVALUATE_VERSION = "webapp.learning.tasks.evaluate_model_version"
 ROUTES = {EXECUTE_RUN: TRAINING, LEARN_ONLINE: TRAINING}  # every other task: DEFAULT
 INSPECT_TIMEOUT_SECONDS = 1.0  # how long to wait for workers to say which queues they consume
 INSPECT_EVERY_SECONDS = 10.0  # their answer is remembered this long per process
-
-_inspected_lock = threading.Lock()
-_inspected: tuple[float, frozenset[str] | None] = (float("-inf"), None)
 
 
 class NoConsumer(RuntimeError):
@@ -84,29 +80,20 @@ def send_evaluation(version_id: int) -> bool:
     return send(EVALUATE_VERSION, [version_id])
 
 
-def consumed_queues() -> frozenset[str] | None:
-    """The queues running workers consume (Celery's inspect active_queues, remembered for
-    INSPECT_EVERY_SECONDS); None when no worker answered or the broker is unreachable: unknown."""
-    global _inspected
-    with _inspected_lock:
-        checked_at, queues = _inspected
-        if time.monotonic() - checked_at < INSPECT_EVERY_SECONDS:
-            return queues
-        try:
-            replies = celery_app.control.inspect(timeout=INSPECT_TIMEOUT_SECONDS).active_queues() or {}
-        except Exception as exc:  # broker down: the send fails too and the run waits for housekeeping
-            logger.warning("Cannot ask the workers which queues they consume: %s", exc)
-            replies = {}
-        queues = frozenset(queue["name"] for listed in replies.values() for queue in listed or ()) or None
-        _inspected = (time.monotonic(), queues)
-        return queues
+def _inspect() -> frozenset[str] | None:
+    try:
+        if broker.problem() is not None:  # down: do not wait for publish retries; the send says it too
+            raise ConnectionError(broker.problem())
+        replies = celery_app.control.inspect(timeout=INSPECT_TIMEOUT_SECONDS).active_queues() or {}
+    except Exception as exc:  # broker down: the send fails too and the run waits for housekeeping
+        logger.warning("Cannot ask the workers which queues they consume: %s", exc)
+        replies = {}
+    return frozenset(queue["name"] for listed in replies.values() for queue in listed or ()) or None
 
 
-def forget_consumers() -> None:
-    """Ask the workers again on the next check (tests; a worker was started or stopped)."""
-    global _inspected
-    with _inspected_lock:
-        _inspected = (float("-inf"), None)
+# The queues running workers consume (Celery's inspect active_queues), remembered INSPECT_EVERY_SECONDS;
+# None when no worker answered or the broker is unreachable: unknown. `.forget()` asks again next time.
+consumed_queues = broker.Remembered(INSPECT_EVERY_SECONDS, _inspect)
 
 
 def require_consumer(queue: str) -> None:

@@ -120,7 +120,8 @@ def execute(run_id: int) -> str:
             message = candidate.promotion_note
         _finish(run, status, message, candidate=candidate)
     except RunCancelled:
-        logger.info("Training run %s stopped: it was cancelled", run.pk)
+        logger.info("Training run %s stopped at its next step: it is %s now", run.pk,
+                    TrainingRun.objects.get(pk=run.pk).status)
         claims.release(run)
     except Exception as exc:
         logger.exception("Training run %s failed", run.pk)
