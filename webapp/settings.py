@@ -9,6 +9,8 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from retrieval.index import IndexFactoryError, validate_factory
+from retrieval.inference import DEFAULT_PATH as DEFAULT_INFERENCE_PATH
+from retrieval.inference import PATHS as INFERENCE_PATHS
 from retrieval.pooling import SEPARATOR, PoolingError, parse_pooling, pooled_name
 from webapp.env import (
     env_bool,
@@ -192,6 +194,10 @@ IVF_NPROBE = env_int("REFIND_IVF_NPROBE", 16, minimum=1, maximum=1_000_000)
 SEARCH_THREADS = env_int("REFIND_SEARCH_THREADS", 1, minimum=1, maximum=256)
 EXTRACT_BATCH_SIZE = env_int("REFIND_EXTRACT_BATCH_SIZE", 16, minimum=1, maximum=512)
 EXTRACT_PARALLEL = env_int("REFIND_EXTRACT_PARALLEL", os.cpu_count() or 1, minimum=1, maximum=256)
+# How the backbone runs (retrieval/inference.py, docs/benchmarks.md §11): ONNX Runtime int8 or fp32, or torch.
+INFERENCE = env_choice("REFIND_INFERENCE", DEFAULT_INFERENCE_PATH, set(INFERENCE_PATHS))
+# This host's exported (ONNX) models, named by their content: safe to share between data dirs of one host.
+EXPORTS_DIR = Path(env_str("REFIND_EXPORTS_DIR", str(DATA_DIR / "exported"))).resolve()
 SEARCH_DEFAULT_K = 20
 # Zero-click re-weighting and click memory (docs/benchmarks.md §10)
 QUERY_EXPANSION = env_int("REFIND_QUERY_EXPANSION", 0, minimum=0, maximum=50)  # αQE: top k (0 = off)
