@@ -117,7 +117,7 @@ def main() -> None:
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),  # as run.sh / compose
            "REFIND_DATA_DIR": str(data), "DJANGO_SETTINGS_MODULE": "webapp.settings",
            "CELERY_BROKER_URL": args.broker, "REFIND_ONLINE_MIN_NEW_TRIPLETS": "1",
-           "REFIND_ONLINE_DEBOUNCE_SECONDS": "0.2", "REFIND_PROMOTION_TOLERANCE_POINTS": "100",
+           "REFIND_ONLINE_DEBOUNCE_SECONDS": "0.2", "REFIND_PROMOTION_GUARD": "off",
            "REFIND_INDEX_CHECK_SECONDS": "0.2"}
     run = {"cwd": ROOT, "env": env, "check": True}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], **run)

@@ -151,7 +151,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--params", default="{}", help="JSON: loss, lr, oahu_lr")
     parser.add_argument("--unseen", action="store_true", help="clicks on species 0-49, test 50-99 all-vs-all")
+    parser.add_argument("--plot", type=Path, help="PNG of R@1 against clicks")
+    parser.add_argument("--plot-from", type=Path, help="only draw --plot from a JSON summary line saved earlier")
     args = parser.parse_args(argv)
+    if args.plot_from:
+        plot(json.loads(args.plot_from.read_text().strip().splitlines()[-1]), args.plot)
+        return
     features, labels = load_features(args.dataset, args.cache)
     params = json.loads(args.params)
     budgets = [int(b) for b in args.budgets.split(",")]
@@ -194,8 +199,35 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:<18} {budget:>6} clicks ({len(pairs)} trained pairs, {len(skip)} skip-above triplets): "
                   f"R@1 {r1:.2f} ({r1 - zero:+.2f}; paired 95% interval {paired.low:+.2f} to {paired.high:+.2f}, "
                   f"{paired.better} better / {paired.worse} worse) [{time.perf_counter() - started:.0f} s]", flush=True)
-    print(json.dumps({"zero": round(zero, 2), "noise": args.noise, "unseen": args.unseen, "params": params,
-                      "results": results}))
+    summary = {"zero": round(zero, 2), "noise": args.noise, "unseen": args.unseen, "params": params,
+               "results": results}
+    print(json.dumps(summary))
+    if args.plot:
+        plot(summary, args.plot)
+
+
+def plot(summary: dict, path: Path) -> None:
+    """R@1 against clicks per learner, the zero-click figure dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 3.4))
+    for name, by_budget in summary["results"].items():
+        points = [(0, summary["zero"]), *sorted((int(b), r) for b, r in by_budget.items())]
+        axes.plot(*zip(*points, strict=True), marker="o", label=name)
+    axes.axhline(summary["zero"], color="grey", linestyle="--", linewidth=1, label="zero-click")
+    axes.set_xlabel("clicks (3 per search)")
+    axes.set_ylabel("Recall@1 (%)")
+    protocol = "unseen species" if summary["unseen"] else "held-out queries vs feedback half"
+    axes.set_title(f"bench.click_replay, CUB-100, {protocol}, noise {summary['noise']}", fontsize=9)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
 
 
 if __name__ == "__main__":

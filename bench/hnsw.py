@@ -23,7 +23,7 @@ import faiss
 import numpy as np
 
 from retrieval.index import build_index, search
-from retrieval.index_tuning import set_ef_search
+from retrieval.index_tuning import set_parameter
 
 DEFAULT_CACHE = Path(os.environ.get("REFIND_CACHE", "/tmp/refind-cache")) / "bench-hnsw"
 CHUNK = 100_000
@@ -144,7 +144,7 @@ def main() -> None:
         for r in range(args.rounds):  # rotate the order so drifting load hits every setting alike
             for t, ef in settings[r % len(settings) :] + settings[: r % len(settings)]:
                 faiss.omp_set_num_threads(t)
-                set_ef_search(index, ef)
+                set_parameter(index, "efSearch", ef)
                 measured, found[t, ef] = latencies_ms(index, queries, args.k)
                 times[t, ef].append(measured)
         for t, ef in settings:

@@ -218,7 +218,7 @@ def main() -> None:
         # one client address for all users: lift the per-address limits, the test measures capacity
         "REFIND_THROTTLE_SEARCH": "1000000/min", "REFIND_THROTTLE_FEEDBACK": "1000000/min",
         # no online updates: phase 1 is quiet; phase 2's retraining is started explicitly
-        "REFIND_ONLINE_LEARNING": "0", "REFIND_PROMOTION_TOLERANCE_POINTS": "100",
+        "REFIND_ONLINE_LEARNING": "0", "REFIND_PROMOTION_GUARD": "off",
     })
     started = time.perf_counter()
     stack.manage("migrate", "--noinput", "-v0")

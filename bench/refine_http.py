@@ -82,9 +82,10 @@ def main() -> None:
             for marks in args.marks:
                 person = SimulatedUser(url, seed=marks)
                 started = time.perf_counter()
-                hits = sum(person.next_page_hit(Path(paths[i]).read_bytes(), names[labels[i]], marks) for i in sample)
+                found = [person.next_page_hit(Path(paths[i]).read_bytes(), names[labels[i]], marks) for i in sample]
+                first, hits = (100 * sum(column) / len(sample) for column in zip(*found, strict=True))
                 print(f"pooling {args.pooling}, seed {args.seed}, {len(sample)} held-out queries, {marks} marks: "
-                      f"next-page R@1 {100 * hits / len(sample):.2f} ({time.perf_counter() - started:.0f} s, "
+                      f"page-1 R@1 {first:.2f}, next-page R@1 {hits:.2f} ({time.perf_counter() - started:.0f} s, "
                       f"load {os.getloadavg()[0]:.1f})", flush=True)
         finally:
             stack.stop()

@@ -9,6 +9,8 @@ Whether either helps is measured leak-free in docs/benchmarks.md §10; both are 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 DEFAULT_ALPHA = 3.0
@@ -53,3 +55,28 @@ def query_expansion(query: np.ndarray, neighbours: np.ndarray, similarities: np.
         return l2_normalise(query)
     return weighted_average(l2_normalise(query), np.asarray(neighbours, np.float32)[None],
                             np.asarray(similarities, np.float32)[None], alpha)
+
+
+def augment_with_index(
+    search: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]], vectors: np.ndarray, ids: np.ndarray | None,
+    k: int, alpha: float = DEFAULT_ALPHA, batch: int = 4096,
+) -> np.ndarray:
+    """αDBA through an index's search (any FAISS index, so large galleries need no N x N product): each row
+    of `vectors` averaged with its `k` nearest index vectors other than itself (`ids[i]` is row i's id in the
+    index; None: the rows are not in it). Neighbour vectors come from `vectors` by id when present."""
+    vectors = l2_normalise(vectors)
+    if k <= 0 or len(vectors) == 0:
+        return vectors
+    row_of = {} if ids is None else {int(i): n for n, i in enumerate(ids)}
+    out = np.empty_like(vectors)
+    for start in range(0, len(vectors), batch):
+        block = vectors[start : start + batch]
+        scores, found = search(block, k + 1)
+        for n in range(len(block)):
+            own = None if ids is None else int(ids[start + n])
+            pairs = [(int(i), float(s)) for i, s in zip(found[n], scores[n], strict=True)
+                     if i >= 0 and int(i) != own and int(i) in row_of][:k]
+            rows = [row_of[i] for i, _ in pairs]
+            out[start + n] = weighted_average(block[n : n + 1], vectors[rows][None], np.array([[s for _, s in pairs]]),
+                                              alpha)[0] if rows else block[n]
+    return out

@@ -29,9 +29,9 @@ from retrieval.augment import l2_normalise
 class MemoryConfig:
     """Step sizes and the bound (in units of a normalised feature vector; docs/benchmarks.md §10)."""
 
-    step: float = 0.15
+    step: float = 0.3
     negative_step: float = 0.03
-    max_shift: float = 0.35
+    max_shift: float = 0.1
 
     def __post_init__(self) -> None:
         if not (0 <= self.step <= 1 and 0 <= self.negative_step <= 1 and 0 <= self.max_shift <= 2):

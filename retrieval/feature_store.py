@@ -5,6 +5,10 @@ Layout of ``<root>/<backbone>/``: ``vectors.f32`` (rows of `dim` float32, append
 Rows are appended vectors first, ids second, each fsynced; on open, vectors beyond the last id
 (a crash between the two writes) are truncated away, so a row exists exactly when its id does.
 Readers memory-map both files. Appends are serialised with an exclusive file lock.
+
+`erase` deletes rows in place (privacy: a removed image's features must not survive): the vector is
+overwritten with zeros and the id with -1, both fsynced, and ``erasures`` grows by one record so that
+every reader's id map is rebuilt. Erased rows keep their space until the store is rewritten.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+ERASED = -1
 
 
 class FeatureStore:
@@ -38,7 +44,9 @@ class FeatureStore:
             meta.write_text(json.dumps({"backbone": backbone, "dim": dim}))
         with self._locked():
             self._repair()
-        self._cache: tuple[int, np.ndarray, np.ndarray, dict[int, int]] | None = None
+        self._erasures = self.dir / "erasures"
+        self._erasures.touch(exist_ok=True)
+        self._cache: tuple[tuple[int, int], np.ndarray, np.ndarray, dict[int, int]] | None = None
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -84,24 +92,59 @@ class FeatureStore:
                     handle.flush()
                     os.fsync(handle.fileno())
 
+    def erase(self, ids: np.ndarray) -> int:
+        """Overwrite the rows of `ids` (zeros, id -1) in place and fsync; returns how many rows were erased."""
+        ids = np.asarray(ids, dtype=np.int64)
+        with self._locked():
+            self._repair()
+            rows = len(self)
+            if not rows or not len(ids):
+                return 0
+            stored = np.memmap(self._ids, dtype=np.int64, mode="r", shape=(rows,))
+            hits = np.flatnonzero(np.isin(stored, ids))
+            del stored
+            if not len(hits):
+                return 0
+            zeros = bytes(4 * self.dim)
+            gone = np.array([ERASED], dtype=np.int64).tobytes()
+            for path, row_bytes, value in ((self._vectors, 4 * self.dim, zeros), (self._ids, 8, gone)):
+                fd = os.open(path, os.O_WRONLY)
+                try:
+                    for row in hits.tolist():
+                        os.pwrite(fd, value, row * row_bytes)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            with open(self._erasures, "ab") as handle:
+                handle.write(np.array([len(hits)], dtype=np.int64).tobytes())
+                handle.flush()
+                os.fsync(handle.fileno())
+            return len(hits)
+
     def _snapshot(self) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
-        """Memory maps of the current rows and the id → row map, extended (not rebuilt) as rows arrive."""
-        rows = len(self)
-        if self._cache is None or self._cache[0] != rows:
+        """Memory maps of the current rows and the id → row map, extended (not rebuilt) as rows arrive and
+        rebuilt after an erasure."""
+        key = (len(self), self._erasures.stat().st_size)
+        rows = key[0]
+        if self._cache is None or self._cache[0] != key:
+            if self._cache is not None and self._cache[0][1] != key[1]:
+                self._cache = None  # rows were erased: rebuild the id map
             if rows == 0:
                 ids = np.empty(0, dtype=np.int64)
                 vectors = np.empty((0, self.dim), dtype=np.float32)
             else:
                 ids = np.memmap(self._ids, dtype=np.int64, mode="r", shape=(rows,))
                 vectors = np.memmap(self._vectors, dtype=np.float32, mode="r", shape=(rows, self.dim))
-            known = self._cache[0] if self._cache is not None and self._cache[0] < rows else 0
+            known = self._cache[0][0] if self._cache is not None and self._cache[0][0] < rows else 0
             row_of = self._cache[3] if known else {}
             row_of.update(zip(np.asarray(ids[known:]).tolist(), range(known, rows), strict=True))
-            self._cache = (rows, ids, vectors, row_of)
+            row_of.pop(ERASED, None)
+            self._cache = (key, ids, vectors, row_of)
         return self._cache[1], self._cache[2], self._cache[3]
 
     def ids(self) -> np.ndarray:
-        return np.array(self._snapshot()[0])
+        ids = np.array(self._snapshot()[0])
+        return ids[ids != ERASED]
 
     def contains(self, ids: np.ndarray) -> np.ndarray:
         """Boolean mask: which of `ids` have stored features."""
@@ -116,6 +159,6 @@ class FeatureStore:
         return np.asarray(vectors[[row_of[int(i)] for i in ids]], dtype=np.float32)
 
     def all(self) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, features) of every stored row; features are a read-only memory map."""
+        """(ids, features) of every stored row; features are a read-only memory map; erased rows have id -1."""
         ids, vectors, _ = self._snapshot()
         return np.array(ids), vectors

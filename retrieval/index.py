@@ -71,11 +71,19 @@ def load_index(path: str | os.PathLike, mmap: bool = True) -> faiss.Index:
     return faiss.read_index(str(path))
 
 
-def search(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, ids) for each query row; missing neighbours have id -1 and are cut by the caller."""
+def search(
+    index: faiss.Index, queries: np.ndarray, k: int, params: faiss.SearchParameters | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, ids) for each query row; missing neighbours have id -1 and are cut by the caller.
+
+    `params`: e.g. `retrieval.index_tuning.excluding(index, ids)` to leave removed ids out."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     k = max(1, min(k, index.ntotal)) if index.ntotal else 1
-    return index.search(queries, k)
+    if params is None:
+        return index.search(queries, k)
+    # faiss.contrib.torch_utils (imported by pytorch-metric-learning) replaces `search` with a version
+    # without `params`; it keeps FAISS's own as `search_numpy`
+    return getattr(index, "search_numpy", index.search)(queries, k, params=params)
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from retrieval.images import ImageRejected, size_message
+from webapp.dispatch import NoConsumer
+from webapp.gallery.upload_limit import request_limit
 from webapp.learning.claims import TrainingBusy
-from webapp.learning.dispatch import NoConsumer
 from webapp.learning.parameters import InvalidParameters
 from webapp.learning.runs import NotCancellable
 from webapp.search.service import SearchUnavailable
@@ -86,7 +87,8 @@ class DatabaseUnavailableMiddleware:
 
 class RequestSizeLimitMiddleware:
     """Refuse a body larger than DATA_UPLOAD_MAX_MEMORY_SIZE (the upload limit plus form fields) from its
-    Content-Length with 413, before any of it is read or spooled to disk."""
+    Content-Length with 413, before any of it is read or spooled to disk (staff uploads to the gallery
+    may be up to REFIND_MAX_IMPORT_REQUEST_BYTES: webapp/gallery/upload_limit.py)."""
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
@@ -96,7 +98,7 @@ class RequestSizeLimitMiddleware:
             size = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             size = 0
-        if size > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        if size > settings.DATA_UPLOAD_MAX_MEMORY_SIZE and size > request_limit(request):  # staff gallery uploads
             return too_large(request, size)
         return self.get_response(request)
 

@@ -9,6 +9,8 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from retrieval.index import IndexFactoryError, validate_factory
+from retrieval.inference import DEFAULT_PATH as DEFAULT_INFERENCE_PATH
+from retrieval.inference import PATHS as INFERENCE_PATHS
 from retrieval.pooling import SEPARATOR, PoolingError, parse_pooling, pooled_name
 from webapp.env import (
     env_bool,
@@ -165,6 +167,9 @@ MIN_IMAGE_SIDE = env_int("REFIND_MIN_IMAGE_SIDE", 32, minimum=1)
 MAX_IMAGE_PIXELS = env_int("REFIND_MAX_IMAGE_PIXELS", 50_000_000, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
+# Staff gallery uploads (many files or an archive in one request; webapp/gallery/upload_limit.py)
+MAX_IMPORT_REQUEST_BYTES = env_int("REFIND_MAX_IMPORT_REQUEST_BYTES", 1024**3, minimum=1024)
+DATA_UPLOAD_MAX_NUMBER_FILES = 1000
 
 # Retrieval
 _NETWORK = env_str("REFIND_BACKBONE", "efficientnet_lite0")
@@ -185,14 +190,20 @@ try:
 except IndexFactoryError as exc:
     raise ImproperlyConfigured(f"REFIND_INDEX_FACTORY: {exc}") from exc
 HNSW_EF_SEARCH = env_int("REFIND_HNSW_EF_SEARCH", 128, minimum=1, maximum=100_000)
+IVF_NPROBE = env_int("REFIND_IVF_NPROBE", 16, minimum=1, maximum=1_000_000)
 SEARCH_THREADS = env_int("REFIND_SEARCH_THREADS", 1, minimum=1, maximum=256)
 EXTRACT_BATCH_SIZE = env_int("REFIND_EXTRACT_BATCH_SIZE", 16, minimum=1, maximum=512)
 EXTRACT_PARALLEL = env_int("REFIND_EXTRACT_PARALLEL", os.cpu_count() or 1, minimum=1, maximum=256)
+# How the backbone runs (retrieval/inference.py, docs/benchmarks.md §11): ONNX Runtime int8 or fp32, or torch.
+INFERENCE = env_choice("REFIND_INFERENCE", DEFAULT_INFERENCE_PATH, set(INFERENCE_PATHS))
+# This host's exported (ONNX) models, named by their content: safe to share between data dirs of one host.
+EXPORTS_DIR = Path(env_str("REFIND_EXPORTS_DIR", str(DATA_DIR / "exported"))).resolve()
 SEARCH_DEFAULT_K = 20
 # Zero-click re-weighting and click memory (docs/benchmarks.md §10)
-QUERY_EXPANSION = env_int("REFIND_QUERY_EXPANSION", 3, minimum=0, maximum=50)  # αQE: top k (0 = off)
+QUERY_EXPANSION = env_int("REFIND_QUERY_EXPANSION", 0, minimum=0, maximum=50)  # αQE: top k (0 = off)
+DBA_K = env_int("REFIND_DBA", 1, minimum=0, maximum=50)  # αDBA at index build: nearest k (0 = off)
 CLICK_MEMORY = env_bool("REFIND_CLICK_MEMORY", True)
-CLICK_MEMORY_MAX_SHIFT = env_float("REFIND_CLICK_MEMORY_MAX_SHIFT", 0.35, minimum=0.0)
+CLICK_MEMORY_MAX_SHIFT = env_float("REFIND_CLICK_MEMORY_MAX_SHIFT", 0.1, minimum=0.0)
 if CLICK_MEMORY_MAX_SHIFT > 2.0:
     raise ImproperlyConfigured(f"REFIND_CLICK_MEMORY_MAX_SHIFT={CLICK_MEMORY_MAX_SHIFT} must be at most 2.")
 SEARCH_MAX_K = 100
@@ -248,7 +259,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
                                     "interval_max": 0.5}
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = ("webapp.learning.dispatch.route",)  # queue names: webapp/learning/dispatch.py
+CELERY_TASK_ROUTES = ("webapp.dispatch.route",)  # queue names: webapp/dispatch.py
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -256,6 +267,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Gallery lifecycle (docs/gallery.md)
+IMPORT_CHUNK_SIZE = env_int("REFIND_IMPORT_CHUNK_SIZE", 256, minimum=1, maximum=100_000)
+IMPORT_STALE_SECONDS = env_int("REFIND_IMPORT_STALE_SECONDS", 300, minimum=5)
+WATCHED_FOLDERS = env_list("REFIND_WATCHED_FOLDERS", [])
+WATCH_WITHDRAW_MISSING = env_bool("REFIND_WATCH_WITHDRAW_MISSING", False)
+KEEP_ROLLBACK_VERSIONS = env_int("REFIND_KEEP_ROLLBACK_VERSIONS", 10, minimum=1)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "learning-housekeeping": {
@@ -269,6 +286,14 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-index": {
         "task": "webapp.gallery.tasks.refresh_index",
         "schedule": env_float("REFIND_REFRESH_INDEX_SECONDS", 300.0, minimum=10.0),
+    },
+    "import-housekeeping": {  # re-sends chunks whose worker died, scans watched folders
+        "task": "webapp.gallery.tasks.import_housekeeping",
+        "schedule": env_float("REFIND_WATCH_SECONDS", 60.0, minimum=5.0),
+    },
+    "prune-artifacts": {
+        "task": "webapp.gallery.tasks.prune_artifacts",
+        "schedule": env_float("REFIND_PRUNE_SECONDS", 3600.0, minimum=60.0),
     },
 }
 

@@ -29,6 +29,7 @@ urlpatterns = [
     path("", include("webapp.search.urls")),
     path("", include("webapp.feedback.urls")),
     path("", include("webapp.learning.urls")),
+    path("", include("webapp.gallery.urls")),
     path("api/v1/", include("webapp.search.api_urls")),
     path("api/v1/", include("webapp.feedback.api_urls")),
     path("api/v1/", include("webapp.learning.api_urls")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -73,10 +74,11 @@ def manage(env: dict[str, str], *args: str, timeout: int = 300, check: bool = Tr
 class Process:
     """A child process whose output goes to a log file (a pipe nobody reads would block it once full)."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, own_group: bool = False) -> None:
         self.log = log
         with log.open("w") as handle:
-            self.popen = subprocess.Popen(args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+            self.popen = subprocess.Popen(args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                                          start_new_session=own_group)
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -89,6 +91,13 @@ class Process:
         self.popen.kill()
         self.popen.wait(timeout=30)
 
+    def kill_group(self) -> list[int]:
+        """SIGKILL the process and every process it started (needs own_group=True); returns their pids."""
+        members = [int(pid) for pid in os.listdir("/proc") if pid.isdigit() and _group_of(int(pid)) == self.popen.pid]
+        os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(timeout=30)
+        return members
+
     def stop(self, timeout: float = 60) -> str:
         """Terminate (kill after timeout seconds) and return everything it printed."""
         if self.alive():
@@ -100,9 +109,26 @@ class Process:
         return self.output()
 
 
-def start_worker(env: dict[str, str], logs: Path, queues: str = "default,training") -> Process:
-    return Process([sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", queues, "-P", "solo",
-                    "--loglevel", "INFO"], env, logs / f"worker-{uuid.uuid4().hex[:6]}.log")
+def _group_of(pid: int) -> int | None:
+    """The process group of a live process (None once it is gone or a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()
+    return None if fields[0] == "Z" else int(fields[2])
+
+
+def alive(pid: int) -> bool:
+    return _group_of(pid) is not None
+
+
+def start_worker(env: dict[str, str], logs: Path, queues: str = "default,training", pool: str = "solo",
+                 own_group: bool = False) -> Process:
+    """A Celery worker; `pool="prefork"` runs tasks in a child process (one), as run.sh and compose do."""
+    return Process([sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", queues, "-P", pool,
+                    "--concurrency", "1", "-n", f"{queues.replace(',', '-')}-{uuid.uuid4().hex[:6]}@%h",
+                    "--loglevel", "INFO"], env, logs / f"worker-{uuid.uuid4().hex[:6]}.log", own_group=own_group)
 
 
 def start_beat(env: dict[str, str], logs: Path) -> Process:

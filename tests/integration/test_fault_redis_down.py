@@ -48,7 +48,7 @@ def test_redis_down_keeps_search_and_feedback_and_training_catches_up(tmp_path: 
         redis_url = via_port(REDIS_URL, redis_proxy.port)
         env = stack_env(database_url, redis_url, tmp_path / "data", REFIND_CACHE_URL=redis_url,
                         DJANGO_DEBUG="false", REFIND_ONLINE_MIN_NEW_TRIPLETS="1",
-                        REFIND_PROMOTION_TOLERANCE_POINTS="100", REFIND_ONLINE_DEBOUNCE_SECONDS="0.2",
+                        REFIND_PROMOTION_GUARD="off", REFIND_ONLINE_DEBOUNCE_SECONDS="0.2",
                         REFIND_HELDOUT_IMPRESSION_EVERY="0", REFIND_HOUSEKEEPING_SECONDS="5")
         prepare_site(env, folder)
         version_before = sql_value(database_url, ACTIVE_VERSION)

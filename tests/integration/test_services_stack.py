@@ -67,7 +67,7 @@ def test_import_index_by_worker_and_search_on_postgres_and_redis(stack: dict[str
 @pytest.fixture(scope="module")
 def learning_stack(stack: dict[str, str], tmp_path_factory) -> dict[str, str]:
     """The stack with a split labelled demo gallery, settings that publish every update."""
-    env = {**stack, "REFIND_ONLINE_MIN_NEW_TRIPLETS": "1", "REFIND_PROMOTION_TOLERANCE_POINTS": "100",
+    env = {**stack, "REFIND_ONLINE_MIN_NEW_TRIPLETS": "1", "REFIND_PROMOTION_GUARD": "off",
            "REFIND_ONLINE_DEBOUNCE_SECONDS": "0.2", "REFIND_STALE_RUN_SECONDS": "5"}
     manage(env, "migrate", "--noinput", "-v0")
     folder = tmp_path_factory.mktemp("learning-demo")

@@ -53,3 +53,23 @@ def test_dimension_mismatch_is_refused(tmp_path: Path) -> None:
 def test_backbones_have_separate_folders(tmp_path: Path) -> None:
     FeatureStore(tmp_path, "torchvision:resnet50", 2).append(np.array([1]), np.ones((1, 2), dtype=np.float32))
     assert len(FeatureStore(tmp_path, "efficientnet_lite0", 2)) == 0
+
+
+def test_erase_overwrites_rows_in_place_and_forgets_them(tmp_path: Path) -> None:
+    store = FeatureStore(tmp_path, "bb", 3)
+    store.append(np.array([1, 2, 3]), np.arange(9, dtype=np.float32).reshape(3, 3) + 1)
+    reader = FeatureStore(tmp_path, "bb", 3)  # another process's view, snapshot taken before the erasure
+    assert reader.contains(np.array([2])).tolist() == [True]
+    assert store.erase(np.array([2, 99])) == 1
+    raw = np.fromfile(store.dir / "vectors.f32", dtype=np.float32).reshape(-1, 3)
+    assert not raw[1].any() and raw[0].all() and raw[2].all()  # the bytes are gone, the others kept
+    assert np.fromfile(store.dir / "ids.i64", dtype=np.int64).tolist() == [1, -1, 3]
+    for view in (store, reader):
+        assert view.contains(np.array([1, 2, 3])).tolist() == [True, False, True]
+        assert view.ids().tolist() == [1, 3]
+        with pytest.raises(KeyError):
+            view.get(np.array([2]))
+        np.testing.assert_array_equal(view.get(np.array([3]))[0], [7, 8, 9])
+    store.append(np.array([4]), np.ones((1, 3), dtype=np.float32))
+    assert reader.contains(np.array([4, 2])).tolist() == [True, False]
+    assert store.erase(np.array([2])) == 0

@@ -44,3 +44,15 @@ def test_dba_and_qe_average_with_the_nearest_neighbours() -> None:
     weights = np.clip(sims, 0, None) ** 3
     assert np.allclose(expanded, l2_normalise(query + (weights[:, None] * vectors[1:4]).sum(axis=0))[None], atol=1e-6)
     assert np.allclose(query_expansion(query, np.empty((0, 16)), np.empty(0)), query[None])
+
+
+def test_dba_through_an_index_equals_the_exact_version() -> None:
+    from retrieval.augment import augment_with_index
+    from retrieval.index import build_index, search
+
+    vectors = l2_normalise(np.random.default_rng(2).normal(size=(50, 8)))
+    ids = np.arange(500, 550, dtype=np.int64)
+    index = build_index(vectors, ids)
+    for k in (1, 3):
+        through_index = augment_with_index(lambda q, n: search(index, q, n), vectors, ids, k, batch=16)
+        assert np.allclose(through_index, database_side_augmentation(vectors, k), atol=1e-5)

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from tests.imagefactory import image_bytes
 from webapp.feedback.models import Impression, Judgement
-from webapp.gallery.importer import import_tree
+from webapp.gallery.jobs import import_tree
 from webapp.gallery.models import Image
 
 pytestmark = pytest.mark.django_db

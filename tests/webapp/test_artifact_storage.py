@@ -18,7 +18,7 @@ from webapp.feedback import consumer
 from webapp.feedback.splits import split_gallery
 from webapp.gallery import indexing
 from webapp.gallery.features import ensure_features
-from webapp.gallery.importer import import_tree
+from webapp.gallery.jobs import import_tree
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
 from webapp.learning.models import TrainingRun
 from webapp.learning.online import CURSOR

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 
 from tests.imagefactory import bomb_png, image_bytes, truncated_jpeg
-from webapp.gallery.importer import import_tree
+from webapp.gallery.jobs import import_tree
 from webapp.gallery.models import Image, IndexVersion
 from webapp.runtime import runtime
 

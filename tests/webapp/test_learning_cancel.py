@@ -11,9 +11,9 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from webapp import celery_app
+from webapp import celery_app, dispatch
 from webapp.gallery.models import IndexVersion, ModelVersion
-from webapp.learning import batch, claims, dispatch, runs
+from webapp.learning import batch, claims, runs
 from webapp.learning.models import TrainingRun
 from webapp.learning.parameters import RunParameters
 from webapp.learning.tasks import housekeeping
@@ -43,9 +43,9 @@ def workers(monkeypatch):
             return {f"worker-{name}@host": [{"name": name}] for name in served}
 
     monkeypatch.setattr(celery_app.control, "inspect", lambda timeout=None: Inspect())
-    dispatch.forget_consumers()
+    dispatch.consumed_queues.forget()
     yield served
-    dispatch.forget_consumers()
+    dispatch.consumed_queues.forget()
 
 
 def test_a_running_run_cancelled_by_staff_stops_at_its_next_step_and_publishes_nothing(

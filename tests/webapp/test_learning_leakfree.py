@@ -12,7 +12,7 @@ from retrieval.heads import PCAHead, save_head
 from tests.webapp.learning_support import _Request
 from webapp.feedback import impressions
 from webapp.feedback.triplets import record_judgement
-from webapp.gallery.importer import import_tree
+from webapp.gallery.jobs import import_tree
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
 from webapp.learning.evaluation import evaluate_version, guard_queries, heldout_clicks
 from webapp.learning.promotion import promote_or_reject

@@ -14,7 +14,7 @@ from webapp.search import service
 
 @pytest.mark.django_db
 def test_a_gallery_built_with_average_pooling_moves_to_gem_on_the_next_refresh(demo_folder, settings) -> None:
-    from webapp.gallery.importer import import_tree
+    from webapp.gallery.jobs import import_tree
 
     settings.BACKBONE = "efficientnet_lite0"  # a gallery from before pooling was configurable
     import_tree(demo_folder, labels_from_dirs=True)

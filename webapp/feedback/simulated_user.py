@@ -20,12 +20,10 @@ class SimulationSummary:
     queries: int = 0
     clicks: int = 0
     wrong_clicks: int = 0
-    triplets_created: int = 0
     clicked: list[tuple[int, int]] = field(default_factory=list)
 
     def __str__(self) -> str:
-        return (f"{self.queries} queries, {self.clicks} clicks ({self.wrong_clicks} on a wrong label), "
-                f"{self.triplets_created} triplets created")
+        return f"{self.queries} queries, {self.clicks} clicks ({self.wrong_clicks} on a wrong label)"
 
 
 class SimulatedUser:
@@ -82,14 +80,15 @@ class SimulatedUser:
         body = json.dumps({"query_id": query_id, "k": k}).encode()
         return self._json("POST", "/api/v1/search/refine/", body, "application/json")
 
-    def next_page_hit(self, image_bytes: bytes, label: str, marks: int, k: int = 20) -> bool:
-        """Search, mark the first `marks` same-label results of page 1 similar, refine: is the next page's
-        first result of the same label? (In-session relevance feedback, docs/benchmarks.md §10.)"""
+    def next_page_hit(self, image_bytes: bytes, label: str, marks: int, k: int = 20) -> tuple[bool, bool]:
+        """Search, mark the first `marks` same-label results of page 1 similar, refine: are page 1's and the
+        next page's first results of the same label? (In-session relevance feedback, docs/benchmarks.md §10.)"""
         found = self.search(image_bytes, k)
         for result in [r for r in found["results"] if r["label"] == label][:marks]:
             self.mark(found["query_id"], found["impression_id"], result["image_id"])
         page = self.refine(found["query_id"], k)
-        return bool(page["results"]) and page["results"][0]["label"] == label
+        first = bool(found["results"]) and found["results"][0]["label"] == label
+        return first, bool(page["results"]) and page["results"][0]["label"] == label
 
     def choose_clicks(self, label: str, results: list[dict], clicks: int, noise: float) -> list[tuple[dict, bool]]:
         """Top-down like a person: the next matching result, or with probability `noise` a wrong one."""
@@ -114,9 +113,8 @@ class SimulatedUser:
             found = self.search(self._request("GET", image["image_url"]), k)
             summary.queries += 1
             for result, is_wrong in self.choose_clicks(image["label"], found["results"], clicks_per_query, noise):
-                answer = self.click(found["query_id"], found["impression_id"], result["image_id"])
+                self.click(found["query_id"], found["impression_id"], result["image_id"])
                 summary.clicks += 1
                 summary.wrong_clicks += is_wrong
-                summary.triplets_created += answer["triplets_created"]
                 summary.clicked.append((found["query_id"], result["image_id"]))
         return summary

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -145,3 +146,12 @@ def generate_demo_gallery(folder: str | Path, per_class: int = 25, seed: int = 0
             draw(rng).save(folder / name / f"{name}-{i:03d}.jpg", quality=90)
             written += 1
     return written
+
+
+def demo_image_ids() -> list[int]:
+    """Gallery images that came from the demo gallery: a demo class's label and file name (`<class>-NNN.jpg`)."""
+    from webapp.gallery.models import Image as Stored
+
+    rows = Stored.objects.filter(role=Stored.Role.GALLERY, label__in=list(CLASSES)).values_list(
+        "id", "label", "original_name")
+    return [pk for pk, label, name in rows if re.fullmatch(rf"{re.escape(label)}-\d{{3}}\.jpg", name or "")]

@@ -41,7 +41,7 @@ def ensure_features(ids: np.ndarray, backbone: str | None = None) -> FeatureStor
     except (BackboneUnavailable, OSError) as exc:
         logger.warning("Cannot extract features with %s here: %s", name, exc)
         return store
-    images = list(Image.objects.filter(pk__in=missing.tolist()).only("id", "file"))
+    images = list(Image.objects.filter(pk__in=missing.tolist()).exclude(role=Image.Role.REMOVED).only("id", "file"))
     failed: list[str] = []
 
     def load(image: Image) -> PILImage.Image | None:

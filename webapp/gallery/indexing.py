@@ -8,12 +8,15 @@ import time
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
-from retrieval.index import build_index, save_index
+from retrieval.augment import augment_with_index
+from retrieval.index import build_index, save_index, search
 from retrieval.index_tuning import apply_search_params
 from webapp import artifacts
 from webapp.gallery.features import ensure_features
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
+from webapp.gallery.removal import erase_removed_features
 from webapp.runtime import runtime
 
 logger = logging.getLogger(__name__)
@@ -54,16 +57,22 @@ def build_and_activate(
     replaced by the pretrained model over the configured features, extracted here from the stored originals.
     `gallery` = gallery_vectors(version) when the caller has it already."""
     started = time.perf_counter()
+    as_of = timezone.now()  # images removed after this are filtered at search time until the next build
+    erase_removed_features()  # removals made on other hosts: this host's feature cache forgets them too
     version = version or ModelVersion.serving()
     factory = factory or settings.INDEX_FACTORY
     ids, vectors = gallery if gallery is not None else gallery_vectors(version)
-    index = apply_search_params(build_index(vectors, ids, factory), settings.HNSW_EF_SEARCH)
+    index = apply_search_params(build_index(vectors, ids, factory), settings.HNSW_EF_SEARCH, settings.IVF_NPROBE)
+    if settings.DBA_K > 0 and len(ids) > 1:  # αDBA: each row averaged with its nearest (docs/benchmarks.md §10)
+        vectors = augment_with_index(lambda q, n: search(index, q, n), vectors, ids, settings.DBA_K)
+        index = apply_search_params(build_index(vectors, ids, factory), settings.HNSW_EF_SEARCH, settings.IVF_NPROBE)
     # Stored first under a new name (raises ArtifactError, e.g. disk full, with nothing published);
     # only then does a row point to it and become active.
     name = artifacts.publish(artifacts.new_name("indexes", "index", ".faiss"), lambda path: save_index(index, path))
     with transaction.atomic():
         record = IndexVersion.objects.create(
-            model_version=version, path=name, factory=factory, dim=vectors.shape[1], ntotal=len(ids)
+            model_version=version, path=name, factory=factory, dim=vectors.shape[1], ntotal=len(ids),
+            gallery_as_of=as_of,
         )
         record.activate()
     logger.info("Activated %s in %.2fs", record, time.perf_counter() - started)

@@ -20,6 +20,7 @@ class Image(models.Model):
     class Role(models.TextChoices):
         GALLERY = "gallery", "Gallery"
         QUERY = "query", "Query"
+        REMOVED = "removed", "Removed"  # files and features deleted; the row stays for append-only triplets
 
     sha256 = models.CharField(max_length=64, unique=True)
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.GALLERY, db_index=True)
@@ -37,7 +38,11 @@ class Image(models.Model):
     format = models.CharField(max_length=16)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
+    source = models.CharField(max_length=1000, blank=True, default="",
+                              help_text="Path the image was imported from (watched folders withdraw by it).")
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+    removed_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
         ordering = ["id"]
@@ -86,6 +91,8 @@ class ModelVersion(models.Model):
     promotion_note = models.TextField(blank=True)
     duration_seconds = models.FloatField(null=True, blank=True, help_text="Training time.")
     is_active = models.BooleanField(default=False)
+    pruned_at = models.DateTimeField(null=True, blank=True,
+                                     help_text="When retention deleted its artifacts: it can no longer be served.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -107,11 +114,11 @@ class ModelVersion(models.Model):
     def configured(cls) -> ModelVersion:
         """The pretrained model (identity head) over the configured features (``REFIND_BACKBONE`` +
         ``REFIND_POOLING``)."""
-        version, _ = cls.objects.get_or_create(
-            backbone=settings.BACKBONE, head_kind="identity", parent=None,
-            defaults={"config": {"note": "pretrained backbone features"}},
-        )
-        return version
+        # Not get_or_create: two workers starting on a new installation may both create it; the oldest row wins
+        # (get_or_create's get() would then fail for ever with MultipleObjectsReturned, stalling every import).
+        fields = {"backbone": settings.BACKBONE, "head_kind": "identity", "parent": None}
+        version = cls.objects.filter(**fields).order_by("id").first()
+        return version or cls.objects.create(**fields, config={"note": "pretrained backbone features"})
 
     @classmethod
     def serving(cls) -> ModelVersion:
@@ -138,6 +145,8 @@ class IndexVersion(models.Model):
     ntotal = models.PositiveIntegerField()
     is_active = models.BooleanField(default=False)
     load_error = models.TextField(blank=True, help_text="Why a web process could not load this index.")
+    gallery_as_of = models.DateTimeField(
+        null=True, blank=True, help_text="When the gallery was read: images removed since are filtered at search.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -157,3 +166,86 @@ class IndexVersion(models.Model):
             ModelVersion.objects.filter(pk=self.model_version_id).update(is_active=True)
             IndexVersion.objects.filter(pk=self.pk).update(is_active=True)
         self.is_active = True
+
+
+class ImportJob(models.Model):
+    """One import (a folder, an upload, a watched-folder scan), split into chunks any worker can take."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Importing"
+        INDEXING = "indexing", "Building the index"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Source(models.TextChoices):
+        FOLDER = "folder", "Folder on the server"
+        UPLOAD = "upload", "Upload"
+        WATCHED = "watched", "Watched folder"
+
+    source = models.CharField(max_length=10, choices=Source.choices)
+    root = models.CharField(max_length=1000, help_text="Folder, or the staging prefix in the media storage.")
+    build_index = models.BooleanField(default=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    total = models.PositiveIntegerField(default=0)
+    message = models.CharField(max_length=300, blank=True)
+    index_version = models.PositiveIntegerField(null=True, blank=True)
+    watched_folder = models.ForeignKey("WatchedFolder", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    labels_from_dirs = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} ({self.source}, {self.status})"
+
+
+class ImportChunk(models.Model):
+    """Up to CHUNK_SIZE files of a job; claimed by one worker at a time, re-claimable when its heartbeat stops."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="chunks")
+    number = models.PositiveIntegerField()
+    items = models.JSONField(help_text="[path or staged name, label, display name] per file.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    processed = models.PositiveIntegerField(default=0)
+    imported = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="[file, reason] per failed file.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [models.UniqueConstraint(fields=["job", "number"], name="one_chunk_number_per_job")]
+
+
+class WatchedFolder(models.Model):
+    """A folder beat rescans: new files are imported; with `withdraw_missing`, vanished files are removed."""
+
+    path = models.CharField(max_length=1000, unique=True)
+    labels_from_dirs = models.BooleanField(default=False)
+    withdraw_missing = models.BooleanField(default=False, help_text="Remove images whose file disappeared.")
+    enabled = models.BooleanField(default=True)
+    from_settings = models.BooleanField(default=False, help_text="Registered by REFIND_WATCHED_FOLDERS.")
+    last_scan_at = models.DateTimeField(null=True, blank=True)
+    last_scan = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["path"]
+
+    def __str__(self) -> str:
+        return self.path

@@ -22,13 +22,13 @@ def _write_once(name: str, data: bytes) -> str:
 
 
 def store_image(
-    decoded: DecodedImage, data: bytes, *, role: str, label: str = "", original_name: str = ""
+    decoded: DecodedImage, data: bytes, *, role: str, label: str = "", original_name: str = "", source: str = ""
 ) -> tuple[Image, bool]:
     """Return (image, created). An existing image with the same bytes is reused; a gallery import
-    promotes an earlier query image to the gallery and fills in a missing label."""
+    promotes an earlier query image to the gallery and fills in a missing label and source path."""
     existing = Image.objects.filter(sha256=decoded.sha256).first()
     if existing is not None:
-        return _merge(existing, role=role, label=label, original_name=original_name), False
+        return _merge(existing, role=role, label=label, original_name=original_name, source=source), False
     prefix = f"{decoded.sha256[:2]}/{decoded.sha256}"
     file_name = _write_once(f"originals/{prefix}.{_EXTENSIONS.get(decoded.format, 'bin')}", data)
     thumb_name = _write_once(f"thumbnails/{prefix}.jpg", make_thumbnail(decoded.rgb))
@@ -36,16 +36,16 @@ def store_image(
         with transaction.atomic():
             image = Image.objects.create(
                 sha256=decoded.sha256, role=role, file=file_name, thumbnail=thumb_name, label=label[:200],
-                original_name=original_name[:255], format=decoded.format,
+                original_name=original_name[:255], source=source[:1000], format=decoded.format,
                 width=decoded.width, height=decoded.height,
             )
     except IntegrityError:  # a concurrent request stored the same bytes first
         return _merge(Image.objects.get(sha256=decoded.sha256), role=role, label=label,
-                      original_name=original_name), False
+                      original_name=original_name, source=source), False
     return image, True
 
 
-def _merge(image: Image, *, role: str, label: str, original_name: str) -> Image:
+def _merge(image: Image, *, role: str, label: str, original_name: str, source: str = "") -> Image:
     changed = []
     if role == Image.Role.GALLERY and image.role != Image.Role.GALLERY:
         # A query's bytes imported into the gallery: public from now on, under the importer's file name (the
@@ -56,6 +56,9 @@ def _merge(image: Image, *, role: str, label: str, original_name: str) -> Image:
     if label and not image.label:
         image.label = label[:200]
         changed.append("label")
+    if source and not image.source:
+        image.source = source[:1000]
+        changed.append("source")
     if changed:
         image.save(update_fields=changed)
     return image

@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from retrieval.index import build_index, search
@@ -26,6 +25,7 @@ from webapp.feedback.splits import is_heldout_impression
 from webapp.gallery.features import ensure_features
 from webapp.gallery.indexing import gallery_vectors, indexable_ids
 from webapp.gallery.models import Image, ModelVersion
+from webapp.gallery.state import gallery_state
 from webapp.runtime import runtime
 
 MIN_LABELLED_QUERIES = 2
@@ -107,19 +107,11 @@ def feedback_report(version: ModelVersion) -> dict | None:
     return {**report, "clicks": len(ranks)}
 
 
-def gallery_state() -> str:
-    """A fingerprint of the evaluation gallery (labelled gallery images and their splits): reports with another
-    fingerprint were measured on another gallery and are not comparable (the dashboard offers a re-score)."""
-    rows = Image.objects.filter(role=Image.Role.GALLERY).exclude(label="")
-    summary = rows.aggregate(count=Count("id"), top=Max("id"), heldout=Count("id", filter=Q(split=Image.Split.HELDOUT)))
-    return f"{summary['count']}:{summary['top'] or 0}:{summary['heldout']}"
-
-
 def evaluate_version(version: ModelVersion) -> dict:
     """Compute and store the version's report."""
     report = {**{k: v for k, v in (version.metrics or {}).items() if k in ("guard", "promotion_evidence")},
               "labelled": labelled_report(version), "feedback": feedback_report(version),
-              "evaluated_at": timezone.now().isoformat(), "gallery_state": gallery_state()}
+              "gallery": gallery_state(), "evaluated_at": timezone.now().isoformat()}
     ModelVersion.objects.filter(pk=version.pk).update(metrics=report)
     version.metrics = report
     return report
@@ -172,6 +164,7 @@ def heldout_clicks() -> list[tuple[int, int]]:
     if settings.LEARNING_HELDOUT_IMPRESSION_EVERY <= 0:
         return []
     rows = (Judgement.objects.exclude(kind=Judgement.Kind.DISSIMILAR).order_by("id")
+            .exclude(image__role=Image.Role.REMOVED).exclude(impression__query__role=Image.Role.REMOVED)
             .values_list("impression_id", "impression__query_id", "image_id"))
     return [(int(q), int(i)) for impression_id, q, i in rows if is_heldout_impression(impression_id)]
 

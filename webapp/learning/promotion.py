@@ -8,10 +8,9 @@ import numpy as np
 from django.conf import settings
 
 from training.paired_test import compare, decide
-from webapp import artifacts
+from webapp import artifacts, dispatch
 from webapp.gallery import indexing
 from webapp.gallery.models import TUNED, IndexVersion, ModelVersion
-from webapp.learning import dispatch
 from webapp.learning.evaluation import GuardQueries, guard_hits, guard_queries
 
 
@@ -90,7 +89,10 @@ def _fetchable(kind: str, name: str) -> None:
 def rollback(version: ModelVersion) -> IndexVersion:
     """Serve `version` again: re-activate its newest index if it covers today's gallery, else rebuild.
 
-    Raises VersionUnavailable, activating nothing, when its head, tuned backbone or index cannot be fetched."""
+    Raises VersionUnavailable, activating nothing, when its head, tuned backbone or index cannot be fetched,
+    or when retention pruned it (webapp/gallery/retention.py)."""
+    if version.pruned_at is not None:
+        raise VersionUnavailable("It was pruned by retention (prune_artifacts): its artifacts are deleted.")
     if version.head_file:
         _fetchable("metric head", version.head_file)
     if TUNED in version.backbone:

@@ -12,7 +12,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from webapp.learning import claims, dispatch
+from webapp import dispatch
+from webapp.learning import claims
 from webapp.learning.backbone import backbone_retrain
 from webapp.learning.batch import batch_retrain
 from webapp.learning.models import TrainingRun
@@ -120,7 +121,8 @@ def execute(run_id: int) -> str:
             message = candidate.promotion_note
         _finish(run, status, message, candidate=candidate)
     except RunCancelled:
-        logger.info("Training run %s stopped: it was cancelled", run.pk)
+        logger.info("Training run %s stopped at its next step: it is %s now", run.pk,
+                    TrainingRun.objects.get(pk=run.pk).status)
         claims.release(run)
     except Exception as exc:
         logger.exception("Training run %s failed", run.pk)

@@ -10,5 +10,6 @@ urlpatterns = [
     path("dashboard/runs/<int:run_id>/cancel/", views.cancel_run, name="cancel"),
     path("dashboard/versions/<int:version_id>/rollback/", views.rollback_version, name="rollback"),
     path("dashboard/versions/rescore/", views.rescore, name="rescore"),
+    path("dashboard/demo/remove/", views.remove_demo, name="remove-demo"),
     path("dashboard/plots/<str:name>.png", views.plot, name="plot"),
 ]

@@ -5,14 +5,18 @@ from __future__ import annotations
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils.html import escape
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from webapp import broker, dispatch
 from webapp.errors import ANSWERED, status_of
 from webapp.feedback.models import Impression, Judgement, Triplet
+from webapp.gallery.demo import demo_image_ids
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
-from webapp.learning import broker, claims, plots, tasks
-from webapp.learning.evaluation import gallery_state
+from webapp.gallery.removal import remove_images
+from webapp.gallery.state import gallery_state
+from webapp.learning import claims, plots
 from webapp.learning.models import TrainingRun
 from webapp.learning.parameters import InvalidParameters, RetrainForm, RunParameters
 from webapp.learning.promotion import VersionUnavailable, rollback
@@ -32,6 +36,7 @@ def _context() -> dict:
             _("explicit verdicts"): Judgement.objects.exclude(kind=Judgement.Kind.CLICK).count(),
             _("triplets"): Triplet.objects.count(),
         },
+        "demo": _demo_summary(),
         "current": claims.holder(),
         "broker_problem": broker.problem(),
         "index_errors": IndexVersion.objects.exclude(load_error="").order_by("-id")[:5],
@@ -66,10 +71,10 @@ def measured_on(labelled: dict) -> str:
         "queries": labelled["queries"], "gallery": labelled.get("gallery", 0), "protocol": labelled.get("protocol", "")}
 
 
-def stale(version: ModelVersion, current: str) -> bool:
+def stale(version: ModelVersion, current: dict) -> bool:
     """Whether the version was scored on another gallery than today's (its figures are not comparable)."""
     metrics = version.metrics or {}
-    return bool(metrics.get("labelled")) and metrics.get("gallery_state") != current
+    return bool(metrics.get("labelled")) and metrics.get("gallery") != current
 
 
 def evidence_summary(evidence: dict | None) -> str:
@@ -133,6 +138,24 @@ def rollback_version(request: HttpRequest, version_id: int) -> HttpResponse:
     return render(request, "learning/_versions.html", {**_context(), "notice": f"Version {version.pk} is active."})
 
 
+def _demo_summary() -> dict | None:
+    """{"images": N} when the demo gallery can be removed: it is there and the user has imported their own."""
+    demo = demo_image_ids()
+    own = Image.objects.filter(role=Image.Role.GALLERY).exclude(pk__in=demo).exists()
+    return {"images": len(demo)} if demo and own else None
+
+
+@staff_member_required
+@require_POST
+def remove_demo(request: HttpRequest) -> HttpResponse:
+    """Remove the demo gallery once the user's own images are in (webapp/gallery/removal.py)."""
+    if _demo_summary() is None:
+        return HttpResponse(_("There is no demo gallery to remove, or no image of your own yet."), status=400)
+    removed = remove_images(demo_image_ids(), roles=[Image.Role.GALLERY])
+    message = _("Removed the %(count)d demo images; they are gone from results now.") % {"count": removed}
+    return HttpResponse(f'<p class="ack ok" role="status">{escape(message)}</p>')
+
+
 @staff_member_required
 @require_POST
 def rescore(request: HttpRequest) -> HttpResponse:
@@ -140,7 +163,7 @@ def rescore(request: HttpRequest) -> HttpResponse:
     current = gallery_state()
     queued = [version.pk for version in ModelVersion.objects.all()[:30] if stale(version, current)]
     for version_id in queued:
-        tasks.evaluate_model_version.delay(version_id)
+        dispatch.send_evaluation(version_id)  # broker down: logged; the button can be pressed again
     notice = (_("Re-scoring %(count)d versions on the current gallery; refresh in a moment.") % {"count": len(queued)}
               if queued else _("Every version is already scored on the current gallery."))
     return render(request, "learning/_versions.html", {**_context(), "notice": notice})

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 from django.conf import settings
 
-from retrieval.augment import query_expansion
-from retrieval.click_memory import search_with_overlay
+from retrieval.augment import query_expansion, weighted_average
+from retrieval.click_memory import Overlay, search_with_overlay
 from retrieval.index import LoadedIndex, search
 from webapp.feedback import memory
 from webapp.gallery.models import ModelVersion
+from webapp.gallery.removal import removed_filter
 
 
 def rank(loaded: LoadedIndex, version: ModelVersion, vector: np.ndarray, wanted: int,
@@ -20,11 +21,13 @@ def rank(loaded: LoadedIndex, version: ModelVersion, vector: np.ndarray, wanted:
     adjusted already: expanding it with unjudged results measured worse, docs/benchmarks.md §10)."""
     vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
     index = loaded.index
-    overlay = memory.overlay(version, vector.shape[1])
+    overlay = augmented_overlay(loaded, version, memory.overlay(version, vector.shape[1]))
+    removed = removed_filter.current(loaded)  # images removed since this index was built (gallery/removal.py)
 
     def ranked(query: np.ndarray, count: int) -> list[tuple[int, float]]:
-        hits = search_with_overlay(lambda q, n: search(index, q, n), index.ntotal, overlay, query, count + len(exclude))
-        return [(i, s) for i, s in hits if i not in exclude][:count]
+        hits = search_with_overlay(lambda q, n: search(index, q, n, params=removed.params), index.ntotal, overlay,
+                                   query, count + len(exclude))
+        return [(i, s) for i, s in hits if i not in exclude and i not in removed.ids][:count]
 
     if expand and settings.QUERY_EXPANSION > 0:
         top = ranked(vector, settings.QUERY_EXPANSION)
@@ -33,3 +36,26 @@ def rank(loaded: LoadedIndex, version: ModelVersion, vector: np.ndarray, wanted:
             neighbours = memory.served_vectors(version, ids)
             vector = query_expansion(vector, neighbours, np.array([s for _, s in top], np.float32))
     return ranked(vector, wanted)
+
+
+_augmented: list[tuple[int, Overlay, Overlay]] = []  # (index version, overlay, its augmented copy): the last one
+
+
+def augmented_overlay(loaded: LoadedIndex, version: ModelVersion, overlay: Overlay) -> Overlay:
+    """With αDBA on (REFIND_DBA), the index rows are averaged with their nearest neighbours; the moved images
+    get the same treatment, with their neighbours in this index (cached per index and overlay)."""
+    k = settings.DBA_K
+    if k <= 0 or not len(overlay):
+        return overlay
+    if not (_augmented and _augmented[0][0] == loaded.version and _augmented[0][1] is overlay):
+        scores, found = search(loaded.index, overlay.vectors, k + 1)
+        vectors = overlay.vectors.copy()
+        for n, own in enumerate(overlay.ids.tolist()):
+            pairs = [(int(i), float(s)) for i, s in zip(found[n], scores[n], strict=True) if i >= 0 and i != own][:k]
+            if pairs:
+                neighbours = memory.served_vectors(version, np.array([i for i, _ in pairs], np.int64))
+                if len(neighbours) == len(pairs):
+                    vectors[n] = weighted_average(vectors[n : n + 1], neighbours[None],
+                                                  np.array([[s for _, s in pairs]], np.float32))[0]
+        _augmented[:] = [(loaded.version, overlay, Overlay(overlay.ids, vectors))]
+    return _augmented[0][2]

@@ -1,23 +1,21 @@
-"""Sending learning's tasks: queue names, routes, countdowns and the one policy for a broker that is down.
+"""Sending tasks: queue names, routes, countdowns and the one policy for a broker that is down.
 
-Tasks are sent by name, so no module below `tasks.py` imports it. Routes: runs and online updates go to the
-`training` queue (a CUDA run to `gpu`); everything else — housekeeping included, so that a dead training
-worker is still reaped — to `default`, the queue every deployment listens on (settings.CELERY_TASK_ROUTES
-names `route`). When the broker cannot be reached, `send` logs it and returns False; it never raises. What
-was asked for is in the database already (a queued run, triggered triplets, a version without a report),
-and beat's housekeeping sends it again once the broker is back.
+Tasks are sent by name, so no module below an app's `tasks.py` imports it. Routes: learning's runs and
+online updates go to the `training` queue (a CUDA run to `gpu`); everything else — housekeeping included, so
+that a dead training worker is still reaped — to `default`, the queue every deployment listens on
+(settings.CELERY_TASK_ROUTES names `route`). When the broker cannot be reached, `send` logs it and returns
+False; it never raises. What was asked for is in the database already (a queued run, triggered triplets, an
+import chunk, a version without a report), and beat's housekeeping sends it again once the broker is back.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Sequence
 
 from django.conf import settings
 
-from webapp import celery_app
+from webapp import broker, celery_app
 
 logger = logging.getLogger(__name__)
 
@@ -29,13 +27,11 @@ EXECUTE_RUN = "webapp.learning.tasks.execute_run"
 LEARN_ONLINE = "webapp.learning.tasks.learn_online"
 HOUSEKEEPING = "webapp.learning.tasks.housekeeping"
 EVALUATE_VERSION = "webapp.learning.tasks.evaluate_model_version"
+IMPORT_CHUNK = "webapp.gallery.tasks.import_chunk"
 
 ROUTES = {EXECUTE_RUN: TRAINING, LEARN_ONLINE: TRAINING}  # every other task: DEFAULT
 INSPECT_TIMEOUT_SECONDS = 1.0  # how long to wait for workers to say which queues they consume
 INSPECT_EVERY_SECONDS = 10.0  # their answer is remembered this long per process
-
-_inspected_lock = threading.Lock()
-_inspected: tuple[float, frozenset[str] | None] = (float("-inf"), None)
 
 
 class NoConsumer(RuntimeError):
@@ -84,29 +80,20 @@ def send_evaluation(version_id: int) -> bool:
     return send(EVALUATE_VERSION, [version_id])
 
 
-def consumed_queues() -> frozenset[str] | None:
-    """The queues running workers consume (Celery's inspect active_queues, remembered for
-    INSPECT_EVERY_SECONDS); None when no worker answered or the broker is unreachable: unknown."""
-    global _inspected
-    with _inspected_lock:
-        checked_at, queues = _inspected
-        if time.monotonic() - checked_at < INSPECT_EVERY_SECONDS:
-            return queues
-        try:
-            replies = celery_app.control.inspect(timeout=INSPECT_TIMEOUT_SECONDS).active_queues() or {}
-        except Exception as exc:  # broker down: the send fails too and the run waits for housekeeping
-            logger.warning("Cannot ask the workers which queues they consume: %s", exc)
-            replies = {}
-        queues = frozenset(queue["name"] for listed in replies.values() for queue in listed or ()) or None
-        _inspected = (time.monotonic(), queues)
-        return queues
+def _inspect() -> frozenset[str] | None:
+    try:
+        if broker.problem() is not None:  # down: do not wait for publish retries; the send says it too
+            raise ConnectionError(broker.problem())
+        replies = celery_app.control.inspect(timeout=INSPECT_TIMEOUT_SECONDS).active_queues() or {}
+    except Exception as exc:  # broker down: the send fails too and the run waits for housekeeping
+        logger.warning("Cannot ask the workers which queues they consume: %s", exc)
+        replies = {}
+    return frozenset(queue["name"] for listed in replies.values() for queue in listed or ()) or None
 
 
-def forget_consumers() -> None:
-    """Ask the workers again on the next check (tests; a worker was started or stopped)."""
-    global _inspected
-    with _inspected_lock:
-        _inspected = (float("-inf"), None)
+# The queues running workers consume (Celery's inspect active_queues), remembered INSPECT_EVERY_SECONDS;
+# None when no worker answered or the broker is unreachable: unknown. `.forget()` asks again next time.
+consumed_queues = broker.Remembered(INSPECT_EVERY_SECONDS, _inspect)
 
 
 def require_consumer(queue: str) -> None:
