@@ -52,7 +52,8 @@ def test_simulated_user_clicks_same_label_results_over_http(split_demo, live_ser
     assert Triplet.objects.filter(source="click").count() == skipped_above
 
 
-def test_noise_clicks_wrong_labels_and_the_run_is_deterministic(split_demo, live_server) -> None:
+def test_noise_clicks_wrong_labels_and_the_run_is_deterministic(split_demo, live_server, settings) -> None:
+    settings.CLICK_MEMORY = False  # the first run's clicks would otherwise move the second run's results
     first = SimulatedUser(live_server.url, seed=7).run(queries=4, clicks_per_query=1, noise=1.0)
     second = SimulatedUser(live_server.url, seed=7).run(queries=4, clicks_per_query=1, noise=1.0)
     assert first.wrong_clicks == first.clicks == 4

@@ -31,13 +31,25 @@ class SimulatedUser:
         self.base_url = base_url.rstrip("/")
         self.rng = random.Random(seed)
         self.timeout = timeout
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        self.cookies = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
+
+    def _csrf_token(self) -> str:
+        """The session's CSRF token, as a browser gets it: from the cookie the search page sets."""
+        for _ in range(2):
+            token = next((cookie.value for cookie in self.cookies if cookie.name == "csrftoken"), None)
+            if token:
+                return token
+            self._request("GET", "/")
+        raise SimulationError("The search page set no CSRF cookie.")
 
     def _request(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None) -> bytes:
         url = path if path.startswith("http") else self.base_url + path
         request = urllib.request.Request(url, data=body, method=method)
         if content_type:
             request.add_header("Content-Type", content_type)
+        if method not in ("GET", "HEAD"):
+            request.add_header("X-CSRFToken", self._csrf_token())
         try:
             with self.opener.open(request, timeout=self.timeout) as response:
                 return response.read()
