@@ -1,16 +1,16 @@
 """Batched feature extraction: preprocessed RGB images in, pooled backbone features out.
 
-The backbone runs as a CPU-optimised copy (`retrieval.backbones.optimize_for_cpu`: padding and
-BatchNorm folded into the convolutions, channels_last) over *micro-batches* of one image: on a small
-CPU a larger forward batch is slower per image, because MobileNet-style networks are memory-bound
-and a batch's activations no longer fit in cache (docs/benchmarks.md). ``batch_size`` is
-only the grouping of `stream`'s output (how many images are decoded ahead and stored together).
+The forward pass is one of the inference paths of `retrieval.inference` (ONNX Runtime fp32 or int8,
+or PyTorch: a CPU-optimised copy, `retrieval.backbones.optimize_for_cpu`), over *micro-batches* of
+one image: on a small CPU a larger forward batch is slower per image, because MobileNet-style networks
+are memory-bound and a batch's activations no longer fit in cache (docs/benchmarks.md). ``batch_size``
+is only the grouping of `stream`'s output (how many images are decoded ahead and stored together).
 
-The backbone runs with one torch (OpenMP) thread: with two, every one of its ~100 parallel regions
-per image ends in a barrier that stalls for a scheduler time slice whenever anything else wants a
-core (our decode thread, a web or Celery worker, other jobs): measured 5-20x slower on this 2-core
-machine. Decoding and resizing run in a one-thread pool (Pillow releases the GIL) while the backbone
-runs; more decode threads only compete with it.
+Every path runs single-threaded per call (ONNX Runtime: one intra-op thread; torch: one OpenMP
+thread): with two, every one of the ~100 parallel regions per image ends in a barrier that stalls for
+a scheduler time slice whenever anything else wants a core (our decode thread, a web or Celery worker,
+other jobs): measured 5-20x slower on this 2-core machine. Decoding and resizing run in a one-thread
+pool (Pillow releases the GIL) while the backbone runs; more decode threads only compete with it.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from retrieval.backbones import Backbone, optimize_for_cpu
+from retrieval.backbones import Backbone
 from retrieval.images import to_rgb
+from retrieval.inference import Forward, TorchForward
 
 T = TypeVar("T")
 DEFAULT_BATCH_SIZE = 16
@@ -66,24 +67,23 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 class FeatureExtractor:
     """Runs a backbone over preprocessed images.
 
-    `micro_batch` is the number of images per forward pass (1 is fastest on CPU, see the module
-    docstring); `threads` the torch intra-op threads while `features` runs (the process setting is
-    restored afterwards; None leaves it alone); `optimize=False` runs the backbone's own eager model.
+    `forward` is the inference path (`retrieval.inference.make_forward`; default: the torch path,
+    CPU-optimised, or the backbone's own eager model with `optimize=False`). `micro_batch` is the number
+    of images per forward pass (1 is fastest on CPU, see the module docstring); `threads` the torch
+    intra-op threads while `features` runs (the process setting is restored afterwards; None leaves it alone).
     """
 
     def __init__(
         self, backbone: Backbone, batch_size: int = DEFAULT_BATCH_SIZE, *,
         micro_batch: int = DEFAULT_MICRO_BATCH, threads: int | None = DEFAULT_TORCH_THREADS, optimize: bool = True,
-        parallel: int = DEFAULT_PARALLEL,
+        parallel: int = DEFAULT_PARALLEL, forward: Forward | None = None,
     ) -> None:
         self.backbone = backbone
         self.batch_size = max(1, batch_size)
         self.micro_batch = max(1, micro_batch)
         self.threads = threads
         self.parallel = max(1, parallel)
-        self.model = optimize_for_cpu(backbone.model) if optimize else backbone.model
-        self._mean = torch.tensor(backbone.mean).view(1, 3, 1, 1) * 255.0
-        self._std = torch.tensor(backbone.std).view(1, 3, 1, 1) * 255.0
+        self.forward = forward if forward is not None else TorchForward(backbone, optimize)
 
     def features(self, crops: list[np.ndarray]) -> np.ndarray:
         """Pooled features (N x dim, float32) for HxWx3 uint8 crops; micro-batches run on `parallel` threads."""
@@ -98,15 +98,14 @@ class FeatureExtractor:
                     self._forward_into(out, crops, start)
         return out
 
-    @torch.inference_mode()
+    def _to_input(self, chunk: np.ndarray) -> torch.Tensor:
+        """The torch path's input for NHWC uint8 crops (normalised, channels_last), whatever path runs."""
+        forward = self.forward if isinstance(self.forward, TorchForward) else TorchForward(self.backbone, False)
+        return forward.to_input(chunk)
+
     def _forward_into(self, out: np.ndarray, crops: list[np.ndarray], start: int) -> None:
         chunk = np.stack(crops[start : start + self.micro_batch])
-        out[start : start + len(chunk)] = self.model(self._to_input(chunk)).numpy()
-
-    def _to_input(self, chunk: np.ndarray) -> torch.Tensor:
-        """NHWC uint8 -> normalised float NCHW with channels_last strides (NHWC memory, no copy to NCHW)."""
-        batch = torch.from_numpy(chunk).permute(0, 3, 1, 2).float()
-        return ((batch - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
+        out[start : start + len(chunk)] = self.forward(chunk)
 
     def stream(
         self, items: Iterable[T], load: Callable[[T], Image.Image | None], threads: int | None = None

@@ -22,9 +22,9 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from retrieval.images import ImageRejected, size_message
+from webapp.dispatch import NoConsumer
 from webapp.gallery.upload_limit import request_limit
 from webapp.learning.claims import TrainingBusy
-from webapp.learning.dispatch import NoConsumer
 from webapp.learning.parameters import InvalidParameters
 from webapp.learning.runs import NotCancellable
 from webapp.search.service import SearchUnavailable

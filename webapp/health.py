@@ -30,7 +30,7 @@ def _database() -> dict:
 
 
 def _broker() -> dict:
-    from webapp.learning import broker
+    from webapp import broker
 
     problem = broker.problem()
     return {"ok": True} if problem is None else {"ok": False, "error": problem.split(":", 1)[0]}

@@ -3,6 +3,8 @@
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 
+from webapp.params import whole_number
+
 
 class Pagination(PageNumberPagination):
     page_size_query_param = "page_size"
@@ -11,7 +13,7 @@ class Pagination(PageNumberPagination):
     def get_page_size(self, request) -> int:
         values = request.query_params.getlist(self.page_size_query_param)
         if values:
-            if len(values) > 1 or not values[0].isdigit() or not 1 <= int(values[0]) <= self.max_page_size:
+            if len(values) > 1 or whole_number(values[0], minimum=1, maximum=self.max_page_size) is None:
                 raise ValidationError({"page_size": f"must be one whole number from 1 to {self.max_page_size}."})
         return super().get_page_size(request)
 

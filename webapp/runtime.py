@@ -17,6 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from functools import cached_property
+from pathlib import Path
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -29,6 +30,7 @@ from retrieval.feature_store import FeatureStore
 from retrieval.heads import MetricHead, load_head
 from retrieval.index import IndexHolder, LoadedIndex, load_index
 from retrieval.index_tuning import apply_search_params, set_search_threads
+from retrieval.inference import Forward, make_forward
 from webapp import artifacts
 from webapp.gallery.models import TUNED, IndexVersion, ModelVersion
 
@@ -80,7 +82,26 @@ class LoadedBackbone:
 
     @cached_property
     def extractor(self) -> FeatureExtractor:
-        return FeatureExtractor(self.backbone, settings.EXTRACT_BATCH_SIZE, parallel=settings.EXTRACT_PARALLEL)
+        """The extractor on the configured inference path (``REFIND_INFERENCE``, retrieval/inference.py)."""
+        return FeatureExtractor(self.backbone, settings.EXTRACT_BATCH_SIZE, parallel=settings.EXTRACT_PARALLEL,
+                                forward=forward(self.backbone))
+
+
+def forward(backbone: Backbone, path: str | None = None) -> Forward:
+    """`backbone`'s forward pass on `path` (default: configured). Exported models live in this host's
+    EXPORTS_DIR; a tuned backbone's is fetched from beside its weights when its run published it."""
+    weights = backbone.name.partition(TUNED)[2]
+
+    def published(key: str) -> Path | None:
+        artifact = exported_artifact_name(weights, key)
+        return artifacts.fetch(artifact) if weights and artifacts.exists(artifact) else None
+
+    return make_forward(backbone, path or settings.INFERENCE, settings.EXPORTS_DIR, published)
+
+
+def exported_artifact_name(weights: str, key: str) -> str:
+    """Where a backbone run publishes the exported model (`retrieval.inference.export_key`) of its tuned weights."""
+    return f"{weights}.{key}.onnx"
 
 
 def _load_backbone(name: str) -> LoadedBackbone:

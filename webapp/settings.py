@@ -9,6 +9,8 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from retrieval.index import IndexFactoryError, validate_factory
+from retrieval.inference import DEFAULT_PATH as DEFAULT_INFERENCE_PATH
+from retrieval.inference import PATHS as INFERENCE_PATHS
 from retrieval.pooling import SEPARATOR, PoolingError, parse_pooling, pooled_name
 from webapp.env import (
     env_bool,
@@ -192,6 +194,10 @@ IVF_NPROBE = env_int("REFIND_IVF_NPROBE", 16, minimum=1, maximum=1_000_000)
 SEARCH_THREADS = env_int("REFIND_SEARCH_THREADS", 1, minimum=1, maximum=256)
 EXTRACT_BATCH_SIZE = env_int("REFIND_EXTRACT_BATCH_SIZE", 16, minimum=1, maximum=512)
 EXTRACT_PARALLEL = env_int("REFIND_EXTRACT_PARALLEL", os.cpu_count() or 1, minimum=1, maximum=256)
+# How the backbone runs (retrieval/inference.py, docs/benchmarks.md §11): ONNX Runtime int8 or fp32, or torch.
+INFERENCE = env_choice("REFIND_INFERENCE", DEFAULT_INFERENCE_PATH, set(INFERENCE_PATHS))
+# This host's exported (ONNX) models, named by their content: safe to share between data dirs of one host.
+EXPORTS_DIR = Path(env_str("REFIND_EXPORTS_DIR", str(DATA_DIR / "exported"))).resolve()
 SEARCH_DEFAULT_K = 20
 # Zero-click re-weighting and click memory (docs/benchmarks.md §10)
 QUERY_EXPANSION = env_int("REFIND_QUERY_EXPANSION", 0, minimum=0, maximum=50)  # αQE: top k (0 = off)
@@ -253,7 +259,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
                                     "interval_max": 0.5}
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = ("webapp.learning.dispatch.route",)  # queue names: webapp/learning/dispatch.py
+CELERY_TASK_ROUTES = ("webapp.dispatch.route",)  # queue names: webapp/dispatch.py
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -337,7 +343,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("REFIND_LOG_LEVEL", "INFO")},
-    "loggers": {"PML": {"level": "WARNING"}},  # pytorch-metric-learning's per-call chatter
+    "loggers": {"PML": {"level": "WARNING"},  # pytorch-metric-learning's per-call chatter
+                "axes": {"level": "WARNING"}},  # lockouts are warnings; every successful login is not news
 }
 
 if PRODUCTION:

@@ -84,7 +84,7 @@ def test_a_killed_training_worker_is_reaped_and_runs_go_on(stack: dict[str, str]
     beat = start_beat(stack, tmp_path)
     trainer = start_worker(stack, tmp_path, "training", pool="prefork", own_group=True)
     try:
-        wait_for(lambda: "ready" in trainer.output() and "ready" in default.output(), 120, "the workers")
+        wait_for(lambda: "ready" in trainer.output() and "ready" in default.output(), 300, "the workers")
         # device=cuda: no worker consumes `gpu`, so the run is refused with the reason, and nothing holds the claim
         status, body = _api(stack, "post", "/api/v1/training-runs/", {**LONG_RUN, "device": "cuda"})
         assert status == 409 and body["detail"].startswith("No worker consumes the gpu queue"), body
@@ -110,7 +110,7 @@ def test_a_killed_training_worker_is_reaped_and_runs_go_on(stack: dict[str, str]
         dead = _api(stack, "post", "/api/v1/training-runs/", LONG_RUN)
         assert dead[0] == 409 and "No worker consumes the training queue" in dead[1]["detail"], dead
         trainer = start_worker(stack, tmp_path, "training", pool="prefork", own_group=True)
-        wait_for(lambda: "ready" in trainer.output(), 120, "the new training worker")
+        wait_for(lambda: "ready" in trainer.output(), 300, "the new training worker")
         time.sleep(2)  # let it answer inspections
         following = _start_long_run(stack)
 

@@ -1,5 +1,6 @@
-"""16 concurrent feedback writers against a real threaded server: no errors, every judgement and triplet
-stored exactly once, on SQLite (the embedded default) and on PostgreSQL (issue 11, item 4)."""
+"""16 concurrent feedback writers against a real threaded server: no errors, every judgement stored exactly
+once and its triplets derived exactly once (by the worker's `derive_pending`, run here after the writers),
+on SQLite (the embedded default) and on PostgreSQL (issue 11, item 4)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,15 @@ import pytest
 import requests
 
 from tests.imagefactory import image_bytes
-from tests.integration.support import fresh_database, sql_value
+from tests.integration.support import fresh_database, manage, sql_value
 from tests.security.server import Server, prepared_site
 
 WRITERS = 16
 
 
-def _writer(base_url: str, colour: int) -> tuple[list[int], int, int]:
+def _writer(base_url: str, colour: int) -> tuple[list[int], int]:
     """One browser-like anonymous visitor: search, then click every result and mark the first similar.
-    Returns (error statuses, judgements created, triplets created)."""
+    Returns (error statuses, judgements created)."""
     session = requests.Session()
     session.get(f"{base_url}/", timeout=60)
     headers = {"X-CSRFToken": session.cookies["csrftoken"], "Referer": f"{base_url}/"}
@@ -27,9 +28,9 @@ def _writer(base_url: str, colour: int) -> tuple[list[int], int, int]:
     found = session.post(f"{base_url}/api/v1/search/", files={"image": ("q.png", image)}, data={"k": 12},
                          headers=headers, timeout=120)
     if found.status_code != 200:
-        return [found.status_code], 0, 0
+        return [found.status_code], 0
     body = found.json()
-    errors, judgements, triplets = [], 0, 0
+    errors, judgements = [], 0
     verdicts = [(hit["image_id"], "click") for hit in body["results"][1:]] + [(body["results"][0]["image_id"],
                                                                                "similar")]
     for image_id, kind in verdicts:
@@ -40,15 +41,23 @@ def _writer(base_url: str, colour: int) -> tuple[list[int], int, int]:
             errors.append(answer.status_code)
             continue
         judgements += 1
-        triplets += answer.json()["triplets_created"]
-    return errors, judgements, triplets
+    return errors, judgements
 
 
-def _hammer(base_url: str) -> tuple[list[int], int, int]:
+def _hammer(base_url: str) -> tuple[list[int], int]:
     with ThreadPoolExecutor(WRITERS) as pool:
         outcomes = list(pool.map(lambda i: _writer(base_url, 11 * i + 3), range(WRITERS)))
-    errors = [code for codes, _, _ in outcomes for code in codes]
-    return errors, sum(o[1] for o in outcomes), sum(o[2] for o in outcomes)
+    return [code for codes, _ in outcomes for code in codes], sum(o[1] for o in outcomes)
+
+
+DERIVE = "from webapp.feedback.triplets import derive_pending; print(derive_pending())"
+
+
+def _derive_twice(env: dict[str, str]) -> int:
+    """What the worker does after the clicks; a second run finds nothing left (each judgement derived once)."""
+    made = int(manage(env, "shell", "-c", DERIVE).strip())
+    assert made > 0 and int(manage(env, "shell", "-c", DERIVE).strip()) == 0
+    return made
 
 
 COUNTS = "SELECT (SELECT COUNT(*) FROM feedback_judgement), (SELECT COUNT(*) FROM feedback_triplet)"
@@ -61,11 +70,12 @@ def test_sqlite_writers_wait_their_turn(tmp_path: Path) -> None:
     env = prepared_site(tmp_path, f"sqlite:///{database}", **ENV)
     server = Server(env, tmp_path, workers=2, threads=8)
     try:
-        errors, judgements, triplets = _hammer(server.url)
+        errors, judgements = _hammer(server.url)
     finally:
         log = server.stop()
     assert errors == [], (errors, log[-3000:])
     assert judgements == WRITERS * 12
+    triplets = _derive_twice(env)
     with sqlite3.connect(database) as connection:
         assert connection.execute(COUNTS).fetchone() == (judgements, triplets)
 
@@ -76,10 +86,11 @@ def test_postgresql_writers_wait_their_turn(tmp_path: Path) -> None:
         env = prepared_site(tmp_path, url, **ENV)
         server = Server(env, tmp_path, workers=2, threads=8)
         try:
-            errors, judgements, triplets = _hammer(server.url)
+            errors, judgements = _hammer(server.url)
         finally:
             log = server.stop()
         assert errors == [], (errors, log[-3000:])
         assert judgements == WRITERS * 12
+        triplets = _derive_twice(env)
         assert sql_value(url, "SELECT COUNT(*) FROM feedback_judgement") == judgements
         assert sql_value(url, "SELECT COUNT(*) FROM feedback_triplet") == triplets

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ def data_dir(tmp_path: Path, settings) -> Path:
     settings.MEDIA_ROOT = root / "media"
     settings.FEATURES_DIR = root / "features"
     settings.CACHE_DIR = root / "cache"
+    settings.EXPORTS_DIR = Path(os.environ["REFIND_EXPORTS_DIR"])  # tests/conftest.py: shared, content-named
     settings.INDEX_CHECK_SECONDS = 0.0
     settings.ONLINE_LEARNING = False  # learning tests turn it on and run tasks eagerly
     from django.core.cache import cache

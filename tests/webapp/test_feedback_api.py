@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from tests.imagefactory import image_bytes
 from tests.webapp.feedback_factory import make_images, make_impression
 from webapp.feedback.models import Impression, Judgement, Triplet
-from webapp.feedback.triplets import record_judgement
+from webapp.feedback.triplets import derive_pending, record_judgement
 from webapp.gallery.models import Image
 
 pytestmark = pytest.mark.django_db
@@ -45,8 +45,9 @@ def test_search_records_an_impression_and_a_click_becomes_triplets(gallery, demo
     third = found["results"][2]["image_id"]
     answer = client.post("/api/v1/feedback/", {"query_id": found["query_id"], "image_id": third,
                                                "judgement": "click"}, format="json")
-    assert answer.status_code == 201
-    assert answer.json()["triplets_created"] == 2  # the two results above it
+    assert answer.status_code == 201 and answer.json()["triplets_pending"] is True
+    assert Triplet.objects.count() == 0  # the request only stored the judgement; a worker derives
+    assert derive_pending() == 2  # the two results above it
     repeat = client.post("/api/v1/feedback/", {"query_id": found["query_id"], "image_id": third,
                                                "judgement": "click"}, format="json")
     assert repeat.status_code == 200 and repeat.json()["created"] is False
@@ -116,7 +117,8 @@ def test_a_changed_verdict_replaces_the_earlier_one(client_alice, alice) -> None
     dissimilar = {"query_id": query.pk, "image_id": shown[0].pk, "judgement": "dissimilar"}
     assert client_alice.post("/api/v1/feedback/", dissimilar, format="json").status_code == 201
     similar = {"query_id": query.pk, "image_id": shown[1].pk, "judgement": "similar"}
-    assert client_alice.post("/api/v1/feedback/", similar, format="json").json()["triplets_created"] == 1
+    assert client_alice.post("/api/v1/feedback/", similar, format="json").json()["triplets_pending"] is True
+    assert derive_pending() == 1
     response = client_alice.post("/api/v1/feedback/", {**dissimilar, "judgement": "similar"}, format="json")
     assert response.status_code == 201 and response.json()["triplets_retracted"] == 1
     live = Judgement.objects.filter(retracted_at__isnull=True, image=shown[0])

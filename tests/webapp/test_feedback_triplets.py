@@ -8,7 +8,14 @@ from django.db import IntegrityError, transaction
 from tests.webapp.feedback_factory import make_images, make_impression
 from webapp.feedback import consumer
 from webapp.feedback.models import Judgement, Triplet
-from webapp.feedback.triplets import FeedbackRejected, live_verdicts, record_judgement, undo_verdict
+from webapp.feedback.triplets import (
+    FeedbackRejected,
+    derive_pending,
+    live_verdicts,
+    record_judgement,
+    store_judgement,
+    undo_verdict,
+)
 from webapp.feedback.usable import usable_triplets
 from webapp.gallery.models import Image
 
@@ -32,6 +39,27 @@ def test_a_click_makes_every_unclicked_result_above_it_a_negative() -> None:
         (q, r[4].pk, r[3].pk), (q, r[4].pk, r[2].pk), (q, r[4].pk, r[0].pk),  # r[1] was clicked: not a negative
     }
     assert recorded.triplets_created == 3
+
+
+def test_derivation_later_gives_what_derivation_on_arrival_gives_exactly_once() -> None:
+    """Clicks stored before any derivation (the worker is behind) get the triplets they get when each is derived
+    on arrival: each judgement sees only what was stored before it; a second derivation finds nothing."""
+    query = make_images(1, role=Image.Role.QUERY)[0]
+    r = make_images(6)
+    impression = make_impression(query, r)
+    late = store_judgement(impression, r[4].pk, "click")  # rank 5 first: r[0..3] are all skipped
+    store_judgement(impression, r[1].pk, "click")
+    store_judgement(impression, r[0].pk, "dissimilar")
+    assert Triplet.objects.count() == 0 and not late.judgement.derived
+    assert derive_pending() == 5 and derive_pending() == 0
+    q = query.pk
+    assert _triplets() == {
+        (q, r[4].pk, r[3].pk), (q, r[4].pk, r[2].pk), (q, r[4].pk, r[1].pk), (q, r[4].pk, r[0].pk),  # r[1] later
+        (q, r[1].pk, r[0].pk),  # r[0] "not similar" then pairs with both positives: triplets already stored
+    }
+    ids = list(Triplet.objects.order_by("id").values_list("judgement_id", flat=True))
+    assert ids == sorted(ids)  # derived in judgement order: triplet ids follow it
+    assert Judgement.objects.filter(derived=False).count() == 0
 
 
 def test_skip_above_respects_the_page_offset_and_the_bound(settings) -> None:

@@ -9,13 +9,14 @@ from django.core.files.storage import default_storage
 
 from retrieval.extraction import preprocess
 from retrieval.images import decode_image
+from retrieval.inference import ExportOptions, export_key
 from tests.webapp.learning_support import give_feedback
 from webapp import artifacts
 from webapp.gallery.models import Image, IndexVersion
 from webapp.learning.models import TrainingRun
 from webapp.learning.parameters import RunParameters
 from webapp.learning.runs import start_run
-from webapp.runtime import runtime
+from webapp.runtime import exported_artifact_name, runtime
 from webapp.search import service
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +33,7 @@ def backbone_run(split_demo, eager_tasks, settings) -> TrainingRun:
     return run
 
 
-def test_a_backbone_run_publishes_tuned_weights_and_the_index_searches_with_them(backbone_run) -> None:
+def test_a_backbone_run_publishes_tuned_weights_and_the_index_searches_with_them(backbone_run, settings) -> None:
     run = backbone_run
     assert run.status == "promoted", (run.message, run.error)
     base = run.candidate.parent
@@ -58,8 +59,14 @@ def test_a_backbone_run_publishes_tuned_weights_and_the_index_searches_with_them
             data = handle.read()
             crops.append(preprocess(decode_image(data, max_bytes=len(data) + 1).rgb,
                                     runtime.backbone(version.backbone)))
-    fresh = runtime.extractor(version.backbone).features(crops)
+    extractor = runtime.extractor(version.backbone)
+    fresh = extractor.features(crops)
     np.testing.assert_allclose(stored, fresh, rtol=1e-3, atol=1e-4)
+    # The run published the tuned backbone's exported model beside its weights; hosts run that file.
+    key = export_key(runtime.backbone(version.backbone), ExportOptions(precision=settings.INFERENCE))
+    published = exported_artifact_name(weights, key)
+    assert settings.INFERENCE != "torch" and artifacts.exists(published)
+    assert extractor.forward.model_path == artifacts.fetch(published)
 
 
 def test_a_query_upload_is_embedded_with_the_active_tuned_backbone(backbone_run, demo_folder) -> None:

@@ -11,9 +11,9 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from webapp import celery_app
+from webapp import celery_app, dispatch
 from webapp.gallery.models import IndexVersion, ModelVersion
-from webapp.learning import batch, claims, dispatch, runs
+from webapp.learning import batch, claims, runs
 from webapp.learning.models import TrainingRun
 from webapp.learning.parameters import RunParameters
 from webapp.learning.tasks import housekeeping

@@ -12,7 +12,8 @@ from django.core.management import call_command
 from django.test import Client
 from rest_framework.test import APIClient
 
-from webapp.learning import batch, claims, dispatch
+from webapp import dispatch
+from webapp.learning import batch, claims
 from webapp.learning.models import TrainingRun
 from webapp.learning.parameters import SPECS, InvalidParameters, RunParameters
 

@@ -104,6 +104,9 @@ def _load_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
         ({"REFIND_GEM_P": "nan"}, "REFIND_GEM_P"),
         ({"REFIND_GEM_P": "0"}, "REFIND_GEM_P"),
         ({"REFIND_BACKBONE": "efficientnet_lite0+gem3"}, "REFIND_POOLING"),
+        ({"REFIND_INFERENCE": "INT8"}, "REFIND_INFERENCE"),
+        ({"REFIND_INFERENCE": "onnx"}, "REFIND_INFERENCE"),
+        ({"REFIND_INFERENCE": " int8"}, "REFIND_INFERENCE"),
     ],
 )
 def test_bad_environment_stops_startup(tmp_path: Path, env: dict[str, str], message: str) -> None:

@@ -10,6 +10,7 @@ from django.core.management import call_command
 from webapp.feedback.models import EvaluationSplit, Judgement, Triplet
 from webapp.feedback.simulated_user import SimulatedUser
 from webapp.feedback.splits import split_gallery
+from webapp.feedback.triplets import derive_pending
 from webapp.gallery.jobs import import_tree
 from webapp.gallery.models import Image
 
@@ -43,7 +44,8 @@ def test_simulated_user_clicks_same_label_results_over_http(split_demo, live_ser
         assert judgement.kind == "click"
         assert judgement.image.label == judgement.impression.query.label
         assert judgement.impression.query.split == "feedback"
-    assert f"6 queries, 6 clicks (0 on a wrong label), {Triplet.objects.count()} triplets created" in out
+    assert "6 queries, 6 clicks (0 on a wrong label)" in out
+    derive_pending()  # what the worker does after each click
     skipped_above = sum(len([i for i in j.impression.shown[: j.rank - 1]
                              if not j.impression.judgements.filter(image_id=i, id__lt=j.id).exists()])
                         for j in judgements)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -17,9 +18,11 @@ from rest_framework.views import APIView
 
 from webapp.feedback import impressions
 from webapp.feedback.models import Judgement, Triplet
-from webapp.feedback.triplets import FeedbackRejected, record_judgement
+from webapp.feedback.tasks import request_derivation
+from webapp.feedback.triplets import FeedbackRejected, store_judgement
 from webapp.gallery import privacy
 from webapp.gallery.models import Image
+from webapp.params import MAX_ID, whole_number
 from webapp.throttling import ClientThrottle
 
 ERROR = inline_serializer("FeedbackError", {"detail": serializers.CharField()})
@@ -38,7 +41,8 @@ class FeedbackResponseSerializer(serializers.Serializer):
     judgement_id = serializers.IntegerField()
     impression_id = serializers.IntegerField()
     created = serializers.BooleanField(help_text="False when the same judgement was already recorded.")
-    triplets_created = serializers.IntegerField()
+    triplets_pending = serializers.BooleanField(
+        help_text="True while a worker has yet to derive the judgement's triplets (they follow within moments).")
     triplets_retracted = serializers.IntegerField(
         help_text="Triplets of the result's earlier, opposite verdict, which this one replaced.")
 
@@ -79,8 +83,9 @@ class FeedbackView(APIView):
         params = FeedbackRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
+        images = {image.pk: image for image in Image.objects.filter(pk__in=[data["query_id"], data["image_id"]])}
         for field in ("query_id", "image_id"):  # someone else's query is "not found", like a missing id
-            image = Image.objects.filter(pk=data[field]).first()
+            image = images.get(data[field])
             if image is None or not privacy.can_view(image, request):
                 return Response({"detail": f"No image with id {data[field]} ({field})."}, status.HTTP_404_NOT_FOUND)
         impression = impressions.find_for_judgement(
@@ -90,12 +95,14 @@ class FeedbackView(APIView):
             return Response({"detail": "No search of this query by you was found (impression)."},
                             status.HTTP_404_NOT_FOUND)
         try:
-            recorded = record_judgement(impression, data["image_id"], data["judgement"])
+            recorded = store_judgement(impression, data["image_id"], data["judgement"])
         except FeedbackRejected as exc:
             return Response({"detail": str(exc)}, status.HTTP_400_BAD_REQUEST)
         body = {"judgement_id": recorded.judgement.pk, "impression_id": impression.pk,
-                "created": recorded.created, "triplets_created": recorded.triplets_created,
+                "created": recorded.created, "triplets_pending": not recorded.judgement.derived,
                 "triplets_retracted": recorded.triplets_retracted}
+        if recorded.created:
+            transaction.on_commit(request_derivation)
         return Response(body, status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK)
 
 
@@ -116,23 +123,28 @@ TRIPLET_FILTERS = [
 def filter_triplets(params) -> tuple[object, str | None]:
     """Triplets filtered by query parameters, or an error message."""
     triplets = Triplet.objects.order_by("id")
-    try:
-        if source := params.get("source"):
-            if source not in Triplet.Source.values:
-                return None, f"source must be one of {', '.join(Triplet.Source.values)}."
-            triplets = triplets.filter(source=source)
-        if anchor := params.get("anchor"):
-            triplets = triplets.filter(anchor_id=int(anchor))
-        if image := params.get("image"):
-            image = int(image)
-            triplets = triplets.filter(anchor_id=image) | triplets.filter(positive_id=image) | triplets.filter(
-                negative_id=image)
-        if after := params.get("after"):
-            triplets = triplets.filter(id__gt=int(after))
-    except ValueError:
-        return None, "anchor, image and after must be whole numbers."
+    if source := params.get("source"):
+        if source not in Triplet.Source.values:
+            return None, f"source must be one of {', '.join(Triplet.Source.values)}."
+        triplets = triplets.filter(source=source)
+    numbers = {}
+    for name in ("anchor", "image", "after"):
+        if value := params.get(name):
+            numbers[name] = whole_number(value)
+            if numbers[name] is None:
+                return None, f"anchor, image and after must be whole numbers from 0 to {MAX_ID}."
+    if "anchor" in numbers:
+        triplets = triplets.filter(anchor_id=numbers["anchor"])
+    if (image := numbers.get("image")) is not None:
+        triplets = triplets.filter(anchor_id=image) | triplets.filter(positive_id=image) | triplets.filter(
+            negative_id=image)
+    if "after" in numbers:
+        triplets = triplets.filter(id__gt=numbers["after"])
     if since := params.get("since"):
-        moment = parse_datetime(since)
+        try:
+            moment = parse_datetime(since)
+        except ValueError:  # well formed but impossible, e.g. 2026-02-30T25:61
+            moment = None
         if moment is None:
             return None, "since must be an ISO date-time, e.g. 2026-01-31T12:00:00Z."
         triplets = triplets.filter(created_at__gte=moment)

@@ -51,6 +51,7 @@ class Judgement(models.Model):
     rank = models.PositiveIntegerField()
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     retracted_at = models.DateTimeField(null=True, blank=True, help_text="When the user changed or undid it.")
+    derived = models.BooleanField(default=False, help_text="Its triplets are appended (webapp/feedback/triplets.py).")
 
     class Meta:
         ordering = ["id"]
@@ -58,6 +59,7 @@ class Judgement(models.Model):
             models.UniqueConstraint(fields=["impression", "image", "explicit"], name="one_live_judgement_per_kind",
                                     condition=Q(retracted_at__isnull=True)),
         ]
+        indexes = [models.Index(fields=["id"], condition=Q(derived=False), name="judgement_not_derived")]
 
     def __str__(self) -> str:
         return f"{self.kind} on image {self.image_id} (impression {self.impression_id})"

@@ -20,12 +20,10 @@ class SimulationSummary:
     queries: int = 0
     clicks: int = 0
     wrong_clicks: int = 0
-    triplets_created: int = 0
     clicked: list[tuple[int, int]] = field(default_factory=list)
 
     def __str__(self) -> str:
-        return (f"{self.queries} queries, {self.clicks} clicks ({self.wrong_clicks} on a wrong label), "
-                f"{self.triplets_created} triplets created")
+        return f"{self.queries} queries, {self.clicks} clicks ({self.wrong_clicks} on a wrong label)"
 
 
 class SimulatedUser:
@@ -115,9 +113,8 @@ class SimulatedUser:
             found = self.search(self._request("GET", image["image_url"]), k)
             summary.queries += 1
             for result, is_wrong in self.choose_clicks(image["label"], found["results"], clicks_per_query, noise):
-                answer = self.click(found["query_id"], found["impression_id"], result["image_id"])
+                self.click(found["query_id"], found["impression_id"], result["image_id"])
                 summary.clicks += 1
                 summary.wrong_clicks += is_wrong
-                summary.triplets_created += answer["triplets_created"]
                 summary.clicked.append((found["query_id"], result["image_id"]))
         return summary

@@ -13,6 +13,14 @@ Positives and negatives are always gallery images; a triplet's three members alw
 A later verdict on the same result replaces the earlier one and undo removes it: the earlier judgement is
 marked retracted and every triplet derived from it gets a TripletRetraction row (triplets stay
 append-only; `webapp.feedback.usable.usable_triplets` leaves them out for every learner).
+
+Storing and deriving are separate steps, so that a click costs a fraction of a search (docs/feedback.md):
+the web request only stores the judgement (`store_judgement`: one insert, no global lock unless it
+replaces a verdict) and asks a worker to derive (`webapp.feedback.tasks.derive_triplets`); `derive_pending`
+derives every judgement not yet derived in id order, under the `TripletLog` row lock, and marks it
+derived in the same transaction: triplet ids stay in commit order and each judgement is derived exactly
+once. A judgement sees the sibling judgements and relations stored before it (lower ids), as if each had
+been derived when it was stored. `record_judgement` does both at once (scripts, tests).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import django.dispatch
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
@@ -30,6 +39,10 @@ from webapp.feedback.usable import usable_triplets
 from webapp.gallery.models import Image
 
 Key = tuple[int, int, int]
+DERIVE_BATCH = 100  # judgements derived per transaction (the lock is released in between)
+
+# Sent after the commit of a derivation that appended triplets (the online learner listens).
+triplets_appended = django.dispatch.Signal()
 
 
 class FeedbackRejected(ValueError):
@@ -45,8 +58,18 @@ class Recorded:
 
 
 def record_judgement(impression: Impression, image_id: int, kind: str) -> Recorded:
-    """Store a judgement once and append the triplets it implies, in one transaction. A verdict opposite to
-    the result's live one replaces it (the old one and its triplets are retracted)."""
+    """Store a judgement and derive its triplets now (after any judgement still waiting to be derived)."""
+    recorded = store_judgement(impression, image_id, kind)
+    if not recorded.created:
+        return recorded
+    derive_pending()
+    made = Triplet.objects.filter(judgement=recorded.judgement).count()
+    return Recorded(recorded.judgement, True, made, recorded.triplets_retracted)
+
+
+def store_judgement(impression: Impression, image_id: int, kind: str) -> Recorded:
+    """Store a judgement once, not yet derived (`derive_pending` appends its triplets). A verdict opposite
+    to the result's live one replaces it (the old one and its triplets are retracted, under the lock)."""
     if kind not in Judgement.Kind.values:
         raise FeedbackRejected(f"judgement must be one of {', '.join(Judgement.Kind.values)}.")
     rank = impression.rank_of(image_id)
@@ -55,20 +78,44 @@ def record_judgement(impression: Impression, image_id: int, kind: str) -> Record
     explicit = kind != Judgement.Kind.CLICK
     try:
         with transaction.atomic():
-            TripletLog.objects.select_for_update().get_or_create(name="triplets")
-            existing = _live(impression, image_id, explicit).first()
+            # A click has one kind: a live one already there is a repeat, which the unique constraint reports.
+            existing = _live(impression, image_id, explicit).first() if explicit else None
+            retracted = 0
+            if existing is not None:
+                TripletLog.objects.select_for_update().get_or_create(name="triplets")
+                existing = _live(impression, image_id, explicit).first()  # again, under the lock
             if existing is not None and existing.kind == kind:
                 return Recorded(existing, False, 0)
-            retracted = _retract(existing) if existing is not None else 0
+            if existing is not None:
+                retracted = _retract(existing)
             judgement = Judgement.objects.create(
                 impression=impression, image_id=image_id, kind=kind, explicit=explicit, rank=rank
             )
-            created = _append(judgement, direct_triplets(judgement))
-            created += _append(judgement, transitive_triplets(judgement), Triplet.Source.TRANSITIVE)
     except IntegrityError:  # the same judgement arrived twice at once: the first one won
         existing = _live(impression, image_id, explicit).get()
         return Recorded(existing, False, 0)
-    return Recorded(judgement, True, created, retracted)
+    return Recorded(judgement, True, 0, retracted)
+
+
+def derive_pending(batch: int = DERIVE_BATCH) -> int:
+    """Append the triplets of every judgement not derived yet, in id order, each exactly once; how many."""
+    total = 0
+    while True:
+        with transaction.atomic():
+            TripletLog.objects.select_for_update().get_or_create(name="triplets")
+            pending = list(Judgement.objects.filter(derived=False).select_related("impression").order_by("id")[:batch])
+            if not pending:
+                break
+            made = 0
+            for judgement in pending:
+                if judgement.retracted_at is None:  # a replaced verdict that was never derived gives nothing
+                    made += _append(judgement, direct_triplets(judgement))
+                    made += _append(judgement, transitive_triplets(judgement), Triplet.Source.TRANSITIVE)
+            Judgement.objects.filter(pk__in=[j.pk for j in pending]).update(derived=True)
+            if made:
+                transaction.on_commit(lambda count=made: triplets_appended.send(sender=Triplet, count=count))
+        total += made
+    return total
 
 
 def undo_verdict(impression: Impression, image_id: int) -> int | None:
@@ -115,7 +162,7 @@ def direct_triplets(judgement: Judgement) -> dict[Key, str]:
     """Triplets from one impression's judgements, keyed (anchor, positive, negative) → source."""
     impression = judgement.impression
     anchor = impression.query_id
-    siblings = list(_live_judgements(impression))
+    siblings = list(_live_judgements(impression).filter(id__lt=judgement.id))
     positives = {j.image_id for j in siblings if j.positive}
     explicit_negatives = {j.image_id for j in siblings if j.kind == Judgement.Kind.DISSIMILAR}
     found: dict[Key, str] = {}
@@ -145,9 +192,9 @@ def transitive_triplets(judgement: Judgement) -> dict[Key, str]:
     if judgement.positive:
         candidates += [(a, x, m) for m in _negatives_of(x)]
         a_negatives = _negatives_of(a)
-        candidates += [(a, q, n) for q in _similar_to(x) for n in a_negatives]
+        candidates += [(a, q, n) for q in _similar_to(x, judgement.id) for n in a_negatives]
     else:
-        candidates += [(q, a, x) for q in _similar_to(a)]
+        candidates += [(q, a, x) for q in _similar_to(a, judgement.id)]
     existing = _existing(candidates)
     gallery = _gallery_ids({i for _, p, n in candidates for i in (p, n)})
     result: dict[Key, str] = {}
@@ -168,11 +215,12 @@ def _negatives_of(image_id: int) -> list[int]:
     return sorted(set(rows.values_list("negative_id", flat=True)))
 
 
-def _similar_to(image_id: int) -> list[int]:
-    """Images related to `image_id` by ~ (either direction) in stored triplets or positive judgements."""
+def _similar_to(image_id: int, before: int) -> list[int]:
+    """Images related to `image_id` by ~ (either direction) in stored triplets or in positive judgements
+    stored up to judgement `before` (later ones are derived later)."""
     forward = usable_triplets(Triplet.objects.filter(anchor_id=image_id)).values_list("positive_id", flat=True)
     backward = usable_triplets(Triplet.objects.filter(positive_id=image_id)).values_list("anchor_id", flat=True)
-    live = Judgement.objects.filter(retracted_at__isnull=True).exclude(kind=Judgement.Kind.DISSIMILAR)
+    live = Judgement.objects.filter(retracted_at__isnull=True, id__lte=before).exclude(kind=Judgement.Kind.DISSIMILAR)
     judged = live.filter(impression__query_id=image_id)
     judged_back = live.filter(image_id=image_id)
     related = {*forward, *backward, *judged.values_list("image_id", flat=True),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
@@ -9,7 +10,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from webapp.feedback import impressions
 from webapp.feedback.models import Impression, Judgement
-from webapp.feedback.triplets import FeedbackRejected, live_verdicts, record_judgement, undo_verdict
+from webapp.feedback.tasks import request_derivation
+from webapp.feedback.triplets import FeedbackRejected, live_verdicts, store_judgement, undo_verdict
 from webapp.gallery.models import Image
 from webapp.throttling import throttled
 
@@ -31,7 +33,9 @@ def judge(request: HttpRequest) -> HttpResponse:
             undone = undo_verdict(impression, image_id) is not None
             message = _("Verdict removed") if undone else _("No verdict to undo")
         else:
-            recorded = record_judgement(impression, image_id, kind)
+            recorded = store_judgement(impression, image_id, kind)
+            if recorded.created:
+                transaction.on_commit(request_derivation)
             message = {"click": _("Click noted"), "similar": _("Marked similar"),
                        "dissimilar": _("Marked not similar")}[kind]
             message += "" if recorded.created else " " + _("(already)")

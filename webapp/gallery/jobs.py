@@ -24,9 +24,10 @@ from django.core.files.storage import default_storage
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from webapp import dispatch
 from webapp.gallery import indexing
 from webapp.gallery.importer import ImportItem, ImportReport, find_images, import_items, label_for, path_problem
-from webapp.gallery.models import ImportChunk, ImportJob
+from webapp.gallery.models import ImportChunk, ImportJob, ModelVersion
 
 logger = logging.getLogger(__name__)
 MAX_STORED_ERRORS = 1000  # per chunk; the counts stay exact
@@ -40,6 +41,7 @@ def create_job(
 
     `rejected`: (file, reason) refused before staging (e.g. an archive member over the size limit),
     reported with the job's other failures."""
+    ModelVersion.active()  # on a new installation the model exists before workers race to create it
     job = ImportJob.objects.create(
         source=source, root=root, build_index=build_index, total=len(entries) + len(rejected),
         labels_from_dirs=labels_from_dirs, watched_folder=watched_folder,
@@ -77,18 +79,13 @@ def start_folder_import(root: Path, *, labels_from_dirs: bool = False, build_ind
 
 def send_chunks(job: ImportJob, chunk_ids: list[int] | None = None) -> int:
     """Send a task per unfinished chunk; a broker outage is logged (housekeeping re-sends later)."""
-    from webapp.gallery import tasks
-
     if chunk_ids is None:
         chunk_ids = list(job.chunks.exclude(status=ImportChunk.Status.DONE).values_list("id", flat=True))
     sent = 0
     for chunk_id in chunk_ids:
-        try:
-            tasks.import_chunk.apply_async(args=[chunk_id], queue="default")
-            sent += 1
-        except Exception as exc:  # noqa: BLE001 — any broker error: the chunk waits for housekeeping
-            logger.warning("Could not send import chunk %s (%s); beat's housekeeping will re-send it", chunk_id, exc)
+        if not dispatch.send(dispatch.IMPORT_CHUNK, [chunk_id]):  # logged: the chunk waits for housekeeping
             break
+        sent += 1
     if not job.chunks.exclude(status=ImportChunk.Status.DONE).exists():  # nothing to import: finish now
         finish_if_complete(job.pk)
     return sent

@@ -114,11 +114,11 @@ class ModelVersion(models.Model):
     def configured(cls) -> ModelVersion:
         """The pretrained model (identity head) over the configured features (``REFIND_BACKBONE`` +
         ``REFIND_POOLING``)."""
-        version, _ = cls.objects.get_or_create(
-            backbone=settings.BACKBONE, head_kind="identity", parent=None,
-            defaults={"config": {"note": "pretrained backbone features"}},
-        )
-        return version
+        # Not get_or_create: two workers starting on a new installation may both create it; the oldest row wins
+        # (get_or_create's get() would then fail for ever with MultipleObjectsReturned, stalling every import).
+        fields = {"backbone": settings.BACKBONE, "head_kind": "identity", "parent": None}
+        version = cls.objects.filter(**fields).order_by("id").first()
+        return version or cls.objects.create(**fields, config={"note": "pretrained backbone features"})
 
     @classmethod
     def serving(cls) -> ModelVersion:

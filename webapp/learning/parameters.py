@@ -18,7 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from rest_framework import serializers
 
 from training.losses.registry import REGISTRY
-from webapp.learning import dispatch
+from webapp import dispatch
 
 MODES = ("oahu", "batch")  # TrainingRun.Mode's values
 DEVICES = ("auto", "cpu", "cuda")

@@ -8,10 +8,9 @@ import numpy as np
 from django.conf import settings
 
 from training.paired_test import compare, decide
-from webapp import artifacts
+from webapp import artifacts, dispatch
 from webapp.gallery import indexing
 from webapp.gallery.models import TUNED, IndexVersion, ModelVersion
-from webapp.learning import dispatch
 from webapp.learning.evaluation import GuardQueries, guard_hits, guard_queries
 
 

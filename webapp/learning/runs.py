@@ -12,7 +12,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from webapp.learning import claims, dispatch
+from webapp import dispatch
+from webapp.learning import claims
 from webapp.learning.backbone import backbone_retrain
 from webapp.learning.batch import batch_retrain
 from webapp.learning.models import TrainingRun

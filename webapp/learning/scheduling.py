@@ -7,8 +7,9 @@ import logging
 from django.conf import settings
 from django.utils import timezone
 
+from webapp import dispatch
 from webapp.feedback import consumer
-from webapp.learning import claims, dispatch
+from webapp.learning import claims
 from webapp.learning.models import OnlineSchedule, TrainingRun
 from webapp.learning.online import CURSOR
 from webapp.learning.parameters import RunParameters

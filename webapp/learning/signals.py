@@ -1,16 +1,15 @@
-"""Ask for an online update after each committed judgement that appended triplets."""
+"""Ask for an online update after each committed derivation that appended triplets."""
 
 from __future__ import annotations
 
-from django.db import transaction
-from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from webapp.feedback.models import Judgement
-from webapp.learning.scheduling import request_online_update
+from webapp.feedback.models import Triplet
+from webapp.feedback.triplets import triplets_appended
 
 
-@receiver(post_save, sender=Judgement)
-def judgement_saved(sender, instance: Judgement, created: bool, **kwargs) -> None:
-    if created:
-        transaction.on_commit(request_online_update)
+@receiver(triplets_appended, sender=Triplet)
+def triplets_were_appended(sender, count: int, **kwargs) -> None:
+    from webapp.learning.scheduling import request_online_update
+
+    request_online_update()

@@ -1,4 +1,4 @@
-"""Celery tasks of learning: thin wrappers taking primary keys (sent by name: webapp/learning/dispatch.py)."""
+"""Celery tasks of learning: thin wrappers taking primary keys (sent by name: webapp/dispatch.py)."""
 
 from __future__ import annotations
 
@@ -24,9 +24,12 @@ def learn_online() -> int | None:
 @shared_task
 def housekeeping() -> dict:
     """Periodic, on the `default` queue: fail dead runs and runs nobody took, re-send runs the broker missed,
-    pick up waiting triplets."""
+    derive judgements whose derivation the broker missed, pick up waiting triplets."""
+    from webapp.feedback.triplets import derive_pending
+
     return {"reaped": runs.reap_stale_runs(), "unserved": runs.fail_unserved_runs(),
-            "resent": runs.resend_queued_runs(), "online_run": scheduling.run_online_update_if_needed()}
+            "resent": runs.resend_queued_runs(), "derived": derive_pending(),
+            "online_run": scheduling.run_online_update_if_needed()}
 
 
 @shared_task

@@ -9,17 +9,19 @@ from django.utils.html import escape
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from webapp import broker, dispatch
 from webapp.errors import ANSWERED, status_of
 from webapp.feedback.models import Impression, Judgement, Triplet
 from webapp.gallery.demo import demo_image_ids
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
 from webapp.gallery.removal import remove_images
 from webapp.gallery.state import gallery_state
-from webapp.learning import broker, claims, plots, tasks
+from webapp.learning import claims, plots
 from webapp.learning.models import TrainingRun
 from webapp.learning.parameters import InvalidParameters, RetrainForm, RunParameters
 from webapp.learning.promotion import VersionUnavailable, rollback
 from webapp.learning.runs import cancel, start_run
+from webapp.params import whole_number
 
 KS = (1, 2, 4, 8, 16, 32)
 
@@ -93,8 +95,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 @require_GET
 def progress(request: HttpRequest) -> HttpResponse:
-    run_id = request.GET.get("run")
-    run = TrainingRun.objects.filter(pk=run_id).first() if run_id and run_id.isdigit() else claims.holder()
+    run_id = whole_number(request.GET.get("run"), minimum=1)
+    run = TrainingRun.objects.filter(pk=run_id).first() if run_id is not None else claims.holder()
     busy = _("A training run is in progress; start another when it has finished.") if request.GET.get("refused") else ""
     return render(request, "learning/_progress.html", {"run": run, "busy": busy})
 
@@ -161,7 +163,7 @@ def rescore(request: HttpRequest) -> HttpResponse:
     current = gallery_state()
     queued = [version.pk for version in ModelVersion.objects.all()[:30] if stale(version, current)]
     for version_id in queued:
-        tasks.evaluate_model_version.delay(version_id)
+        dispatch.send_evaluation(version_id)  # broker down: logged; the button can be pressed again
     notice = (_("Re-scoring %(count)d versions on the current gallery; refresh in a moment.") % {"count": len(queued)}
               if queued else _("Every version is already scored on the current gallery."))
     return render(request, "learning/_versions.html", {**_context(), "notice": notice})

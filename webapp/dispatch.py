@@ -1,11 +1,11 @@
-"""Sending learning's tasks: queue names, routes, countdowns and the one policy for a broker that is down.
+"""Sending tasks: queue names, routes, countdowns and the one policy for a broker that is down.
 
-Tasks are sent by name, so no module below `tasks.py` imports it. Routes: runs and online updates go to the
-`training` queue (a CUDA run to `gpu`); everything else — housekeeping included, so that a dead training
-worker is still reaped — to `default`, the queue every deployment listens on (settings.CELERY_TASK_ROUTES
-names `route`). When the broker cannot be reached, `send` logs it and returns False; it never raises. What
-was asked for is in the database already (a queued run, triggered triplets, a version without a report),
-and beat's housekeeping sends it again once the broker is back.
+Tasks are sent by name, so no module below an app's `tasks.py` imports it. Routes: learning's runs and
+online updates go to the `training` queue (a CUDA run to `gpu`); everything else — housekeeping included, so
+that a dead training worker is still reaped — to `default`, the queue every deployment listens on
+(settings.CELERY_TASK_ROUTES names `route`). When the broker cannot be reached, `send` logs it and returns
+False; it never raises. What was asked for is in the database already (a queued run, triggered triplets, an
+import chunk, a version without a report), and beat's housekeeping sends it again once the broker is back.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from collections.abc import Sequence
 
 from django.conf import settings
 
-from webapp import celery_app
-from webapp.learning import broker
+from webapp import broker, celery_app
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +27,7 @@ EXECUTE_RUN = "webapp.learning.tasks.execute_run"
 LEARN_ONLINE = "webapp.learning.tasks.learn_online"
 HOUSEKEEPING = "webapp.learning.tasks.housekeeping"
 EVALUATE_VERSION = "webapp.learning.tasks.evaluate_model_version"
+IMPORT_CHUNK = "webapp.gallery.tasks.import_chunk"
 
 ROUTES = {EXECUTE_RUN: TRAINING, LEARN_ONLINE: TRAINING}  # every other task: DEFAULT
 INSPECT_TIMEOUT_SECONDS = 1.0  # how long to wait for workers to say which queues they consume
