@@ -20,10 +20,16 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync 
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 
+_SHARED: dict = {}  # one chromium per test process, also when another conftest imports this fixture
+
+
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright
 
+    if "browser" in _SHARED:  # a second copy of the fixture (tests/security imports it): Playwright starts once
+        yield _SHARED["browser"]
+        return
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: scripts/test.sh installs Debian's chromium")
     with sync_playwright() as playwright:
@@ -32,7 +38,9 @@ def browser():
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--no-first-run"],
         )
+        _SHARED["browser"] = browser
         yield browser
+        _SHARED.clear()
         browser.close()
 
 
