@@ -24,6 +24,7 @@ from django.core.files.storage import default_storage
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from retrieval.images import ImageRejected
 from webapp import dispatch
 from webapp.gallery import indexing
 from webapp.gallery.importer import ImportItem, ImportReport, find_images, import_items, label_for, path_problem
@@ -144,7 +145,7 @@ def _item(job: ImportJob, entry: list[str]) -> ImportItem:
     def read() -> bytes:
         problem = path_problem(path, root)  # checked again when read: the tree may have changed
         if problem:
-            raise OSError(problem)
+            raise ImageRejected(problem)  # refused, not unreadable: the message is the reason itself
         return path.read_bytes()
 
     return ImportItem(str(path), read, label=label, source=str(path))
