@@ -189,6 +189,14 @@ def prepare_site(env: dict[str, str], folder: Path) -> None:
     manage(env, "shell", "-c", code)
 
 
+def visitor_session(base_url: str) -> requests.Session:
+    """An anonymous browser-like session: the search page's CSRF cookie, sent back as X-CSRFToken on writes."""
+    session = requests.Session()
+    session.get(f"{base_url}/", timeout=30).raise_for_status()
+    session.headers["X-CSRFToken"] = session.cookies["csrftoken"]
+    return session
+
+
 def staff_session(base_url: str) -> requests.Session:
     """A browser-like session logged in through the admin login form (CSRF token included)."""
     session = requests.Session()

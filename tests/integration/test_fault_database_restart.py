@@ -21,10 +21,12 @@ from tests.integration.support import (
     Gunicorn,
     address_of,
     fresh_database,
+    manage,
     prepare_site,
     sql_value,
     stack_env,
     via_port,
+    visitor_session,
 )
 from tests.integration.tcp_proxy import TcpProxy
 from webapp.gallery.demo import generate_demo_gallery
@@ -68,6 +70,7 @@ class Load:
     def _run(self, offset: int) -> None:
         session = requests.Session()
         session.cookies.update(self.cookies)  # the visitor who owns the results page
+        session.headers["X-CSRFToken"] = self.cookies["csrftoken"]
         kinds = ["images", "search", "feedback", "page"]
         for step in itertools.count(offset):
             if self._stop.is_set():
@@ -107,7 +110,7 @@ def test_requests_during_a_database_restart_fail_cleanly_and_the_next_ones_succe
         query = folder / "teal-rings" / "teal-rings-000.jpg"
         web = Gunicorn(env, tmp_path)
         try:
-            visitor = requests.Session()
+            visitor = visitor_session(web.url)
             with query.open("rb") as handle:
                 results = visitor.post(f"{web.url}/api/v1/search/", files={"image": handle}, timeout=60).json()
             first = results["results"][0]["image_id"]
@@ -144,6 +147,8 @@ def test_requests_during_a_database_restart_fail_cleanly_and_the_next_ones_succe
         assert log.count("Booting worker") == 1, "the web server kept running"
         assert "Traceback" not in log, log[-3000:]
 
+        derive = "from webapp.feedback.triplets import derive_pending; derive_pending()"  # as a worker does
+        manage({**env, "DATABASE_URL": database_url}, "shell", "--verbosity", "0", "-c", derive)
         orphans = sql_value(database_url, "SELECT count(*) FROM feedback_judgement j WHERE NOT EXISTS "
                                           "(SELECT 1 FROM feedback_triplet t WHERE t.judgement_id = j.id) "
                                           "AND j.kind = 'dissimilar'")

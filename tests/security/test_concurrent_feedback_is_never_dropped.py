@@ -55,8 +55,8 @@ DERIVE = "from webapp.feedback.triplets import derive_pending; print(derive_pend
 
 def _derive_twice(env: dict[str, str]) -> int:
     """What the worker does after the clicks; a second run finds nothing left (each judgement derived once)."""
-    made = int(manage(env, "shell", "-c", DERIVE).strip())
-    assert made > 0 and int(manage(env, "shell", "-c", DERIVE).strip()) == 0
+    made = int(manage(env, "shell", "--verbosity", "0", "-c", DERIVE).strip())
+    assert made > 0 and int(manage(env, "shell", "--verbosity", "0", "-c", DERIVE).strip()) == 0
     return made
 
 

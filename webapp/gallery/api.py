@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db.models import Q
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -162,7 +162,8 @@ class ImportJobViewSet(viewsets.ViewSet):
     def list(self, request: Request) -> Response:
         return Response([jobs.job_progress(job) for job in ImportJob.objects.all()[:50]])
 
-    @extend_schema(responses={200: ImportJobSerializer})
+    @extend_schema(parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH, description="Import job id")],
+                   responses={200: ImportJobSerializer})
     def retrieve(self, request: Request, pk: str | None = None) -> Response:
         job = ImportJob.objects.filter(pk=pk).first() if str(pk).isdigit() else None
         if job is None:
