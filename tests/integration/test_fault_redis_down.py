@@ -91,6 +91,6 @@ def test_redis_down_keeps_search_and_feedback_and_training_catches_up(tmp_path: 
         finally:
             redis_proxy.start()
             logs = {"web": web.stop(), "worker": worker.stop(), "beat": beat.stop()}
-        assert "Online learning delayed: cannot reach the broker" in logs["web"]
+        assert "Triplet derivation delayed: cannot reach the broker" in logs["web"]  # the worker asks for learning
         assert "Traceback" not in logs["web"], logs["web"][-3000:]
         assert "execute_run" in logs["worker"] and "succeeded" in logs["worker"]
