@@ -283,14 +283,20 @@ class OAHU:
             sgd_update(
                 params, grads, self._momentum, cfg.lr, cfg.momentum, cfg.weight_decay, self._anchor, cfg.anchor_decay
             )
-            loss_sum += float((values @ self._alpha).sum())
+            loss_sum += self._after_step(values)
             depth_sum += values.sum(0)
-            if stop - start == 1:
-                self._alpha = hedge_step(self._alpha, values[0], cfg.beta, cfg.s)
-            else:
-                self._alpha = hedge_sequence(self._alpha, values, cfg.beta, cfg.s)
-            self.triplets_seen += stop - start
         return PartialFitStats(total, loss_sum / total, (depth_sum / total).tolist(), self._alpha.tolist())
+
+    def _after_step(self, values: np.ndarray) -> float:
+        """Hedge-update α with one step's depth losses (n × depths) and count its triplets; the step's weighted loss."""
+        cfg = self.config
+        loss = float((values @ self._alpha).sum())
+        if len(values) == 1:
+            self._alpha = hedge_step(self._alpha, values[0], cfg.beta, cfg.s)
+        else:
+            self._alpha = hedge_sequence(self._alpha, values, cfg.beta, cfg.s)
+        self.triplets_seen += len(values)
+        return loss
 
     def use_device(self, device: str | torch.device, engine: str | None = None) -> OAHU:
         """Where partial_fit runs: "cpu" (the NumPy pass, default) or a torch device such as "cuda" (the
@@ -331,13 +337,8 @@ class OAHU:
             oahu_torch.sgd_update(params, grads, buffers, cfg.lr, cfg.momentum, cfg.weight_decay, anchor,
                                   cfg.anchor_decay)
             values = values_t.cpu().numpy()
-            loss_sum += float((values @ self._alpha).sum())
+            loss_sum += self._after_step(values)
             depth_sum += values.sum(0)
-            if stop - start == 1:
-                self._alpha = hedge_step(self._alpha, values[0], cfg.beta, cfg.s)
-            else:
-                self._alpha = hedge_sequence(self._alpha, values, cfg.beta, cfg.s)
-            self.triplets_seen += stop - start
         for target, tensor in zip(host, params, strict=True):
             target[...] = tensor.cpu().numpy()
         self._momentum = [None if b is None else b.cpu().numpy() for b in buffers]
