@@ -28,6 +28,7 @@ LEARN_ONLINE = "webapp.learning.tasks.learn_online"
 HOUSEKEEPING = "webapp.learning.tasks.housekeeping"
 EVALUATE_VERSION = "webapp.learning.tasks.evaluate_model_version"
 IMPORT_CHUNK = "webapp.gallery.tasks.import_chunk"
+DERIVE_TRIPLETS = "webapp.feedback.tasks.derive_triplets"
 
 ROUTES = {EXECUTE_RUN: TRAINING, LEARN_ONLINE: TRAINING}  # every other task: DEFAULT
 INSPECT_TIMEOUT_SECONDS = 1.0  # how long to wait for workers to say which queues they consume

@@ -16,6 +16,7 @@ from django.contrib.sessions.models import Session
 from django.db.models import Q
 from django.utils import timezone
 
+from webapp import dispatch
 from webapp.feedback import triplets
 from webapp.feedback.models import Impression
 from webapp.gallery.models import QueryOwner
@@ -45,10 +46,8 @@ def request_derivation() -> bool:
         now = time.time()
         if now < _covered_until - _MARGIN_S:
             return True
-        try:
-            derive_triplets.apply_async(countdown=DERIVE_DELAY_S)
-        except Exception as exc:
-            logger.warning("Triplet derivation delayed: cannot reach the broker (%s)", exc)
+        if not dispatch.send(dispatch.DERIVE_TRIPLETS, countdown=DERIVE_DELAY_S):
+            logger.warning("Triplet derivation delayed: cannot reach the broker; housekeeping derives it")
             return False
         _covered_until = now + DERIVE_DELAY_S
         return True
