@@ -64,10 +64,9 @@ COUNTS = "SELECT (SELECT COUNT(*) FROM feedback_judgement), (SELECT COUNT(*) FRO
 ENV = {"REFIND_THROTTLE_FEEDBACK": "100000/min", "REFIND_THROTTLE_SEARCH": "100000/min"}
 
 
-@pytest.mark.services
-def test_sqlite_writers_wait_their_turn(tmp_path: Path) -> None:
-    database = tmp_path / "refind.sqlite3"
-    env = prepared_site(tmp_path, f"sqlite:///{database}", **ENV)
+def _hammer_stored(tmp_path: Path, database_url: str) -> tuple[int, int]:
+    """16 concurrent writers against gunicorn on this database: no errors; (judgements, triplets derived)."""
+    env = prepared_site(tmp_path, database_url, **ENV)
     server = Server(env, tmp_path, workers=2, threads=8)
     try:
         errors, judgements = _hammer(server.url)
@@ -75,7 +74,13 @@ def test_sqlite_writers_wait_their_turn(tmp_path: Path) -> None:
         log = server.stop()
     assert errors == [], (errors, log[-3000:])
     assert judgements == WRITERS * 12
-    triplets = _derive_twice(env)
+    return judgements, _derive_twice(env)
+
+
+@pytest.mark.services
+def test_sqlite_writers_wait_their_turn(tmp_path: Path) -> None:
+    database = tmp_path / "refind.sqlite3"
+    judgements, triplets = _hammer_stored(tmp_path, f"sqlite:///{database}")
     with sqlite3.connect(database) as connection:
         assert connection.execute(COUNTS).fetchone() == (judgements, triplets)
 
@@ -83,14 +88,6 @@ def test_sqlite_writers_wait_their_turn(tmp_path: Path) -> None:
 @pytest.mark.services
 def test_postgresql_writers_wait_their_turn(tmp_path: Path) -> None:
     with fresh_database() as url:
-        env = prepared_site(tmp_path, url, **ENV)
-        server = Server(env, tmp_path, workers=2, threads=8)
-        try:
-            errors, judgements = _hammer(server.url)
-        finally:
-            log = server.stop()
-        assert errors == [], (errors, log[-3000:])
-        assert judgements == WRITERS * 12
-        triplets = _derive_twice(env)
+        judgements, triplets = _hammer_stored(tmp_path, url)
         assert sql_value(url, "SELECT COUNT(*) FROM feedback_judgement") == judgements
         assert sql_value(url, "SELECT COUNT(*) FROM feedback_triplet") == triplets
