@@ -10,7 +10,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
@@ -18,19 +17,12 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tests.imagefactory import image_bytes, truncated_jpeg
+from tests.webapp.accounts import staff_api_client
 from webapp.gallery import jobs, watching
 from webapp.gallery.models import Image, ImportChunk, ImportJob, IndexVersion, WatchedFolder
 from webapp.learning.evaluation import evaluate_version
 
 pytestmark = pytest.mark.django_db
-
-
-def _staff() -> APIClient:
-    client = APIClient()
-    user = get_user_model().objects.filter(username="boss").first() or get_user_model().objects.create_user(
-        "boss", password="pw-boss-12345", is_staff=True)
-    client.force_authenticate(user)
-    return client
 
 
 def _file(name: str, data: bytes) -> SimpleUploadedFile:
@@ -42,7 +34,7 @@ def _colour(i: int) -> bytes:
 
 
 def test_upload_one_file_with_a_label(db, eager_tasks) -> None:
-    body = _staff().post("/api/v1/images/", {"files": [_file("a.png", _colour(1))], "label": "red"},
+    body = staff_api_client().post("/api/v1/images/", {"files": [_file("a.png", _colour(1))], "label": "red"},
                          format="multipart")
     assert body.status_code == 202, body.content
     job = body.json()
@@ -58,13 +50,13 @@ def test_upload_many_files_reports_each_bad_one_and_duplicates(db, eager_tasks) 
     files = [_file(f"ok{i}.png", _colour(i)) for i in range(3)] + [
         _file("dup.png", _colour(0)), _file("broken.jpg", truncated_jpeg()), _file("text.png", b"not an image"),
         _file("tiny.png", image_bytes("PNG", (8, 8)))]
-    job = _staff().post("/api/v1/images/", {"files": files}, format="multipart").json()
+    job = staff_api_client().post("/api/v1/images/", {"files": files}, format="multipart").json()
     assert (job["total"], job["imported"], job["duplicates"], job["failed"]) == (7, 3, 1, 3)
     reasons = {error["file"]: error["reason"] for error in job["errors"]}
     assert set(reasons) == {"broken.jpg", "text.png", "tiny.png"}
     assert "damaged or truncated" in reasons["broken.jpg"]
     assert Image.objects.filter(role=Image.Role.GALLERY).count() == 3
-    assert _staff().get(f"/api/v1/imports/{job['id']}/").json()["errors"] == job["errors"]
+    assert staff_api_client().get(f"/api/v1/imports/{job['id']}/").json()["errors"] == job["errors"]
 
 
 def test_upload_zip_and_tar_archives_with_labels_from_their_folders(db, eager_tasks) -> None:
@@ -83,7 +75,7 @@ def test_upload_zip_and_tar_archives_with_labels_from_their_folders(db, eager_ta
         link = tarfile.TarInfo("birds/link.png")
         link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
         archive.addfile(link)
-    job = _staff().post("/api/v1/images/", {
+    job = staff_api_client().post("/api/v1/images/", {
         "files": [_file("set.zip", zipped.getvalue()), _file("set.tar.gz", tarred.getvalue())],
         "labels_from_dirs": "true"}, format="multipart").json()
     assert (job["imported"], job["failed"]) == (4, 2), job
@@ -93,7 +85,8 @@ def test_upload_zip_and_tar_archives_with_labels_from_their_folders(db, eager_ta
 
 
 def test_a_damaged_archive_is_a_400_and_nothing_is_staged(db) -> None:
-    response = _staff().post("/api/v1/images/", {"files": [_file("x.zip", b"PK\x03\x04broken")]}, format="multipart")
+    response = staff_api_client().post("/api/v1/images/", {"files": [_file("x.zip", b"PK\x03\x04broken")]},
+                                       format="multipart")
     assert response.status_code == 400 and "archive" in response.json()["detail"]
     assert not ImportJob.objects.exists()
 
@@ -154,14 +147,15 @@ def test_relabel_and_rename_change_what_reports_are_measured_on(gallery, setting
     image = Image.objects.get(original_name="gravel-000.jpg")
     version = IndexVersion.objects.get(is_active=True).model_version
     before = evaluate_version(version)["gallery"]
-    response = _staff().patch(f"/api/v1/images/{image.pk}/", {"label": "sand", "original_name": "Beach"},
+    response = staff_api_client().patch(f"/api/v1/images/{image.pk}/", {"label": "sand", "original_name": "Beach"},
                               format="json")
     assert response.status_code == 200 and response.json()["label"] == "sand"
     image.refresh_from_db()
     assert (image.label, image.original_name) == ("sand", "Beach")
     after = evaluate_version(version)["gallery"]
     assert after["digest"] != before["digest"] and after["images"] == before["images"] == 36
-    assert _staff().patch(f"/api/v1/images/{image.pk}/", {"label": "x" * 300}, format="json").status_code == 400
+    too_long = staff_api_client().patch(f"/api/v1/images/{image.pk}/", {"label": "x" * 300}, format="json")
+    assert too_long.status_code == 400
     assert APIClient().patch(f"/api/v1/images/{image.pk}/", {"label": "y"}, format="json").status_code in (401, 403)
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.test import Client
 from rest_framework.test import APIClient
 
+from tests.webapp.accounts import staff_api_client
 from webapp.feedback import consumer
 from webapp.feedback.models import Triplet
 from webapp.gallery import indexing
@@ -25,14 +25,6 @@ from webapp.search import service
 pytestmark = pytest.mark.django_db
 
 
-def _staff() -> APIClient:
-    client = APIClient()
-    user = get_user_model().objects.filter(username="boss").first() or get_user_model().objects.create_user(
-        "boss", password="pw-boss-12345", is_staff=True)
-    client.force_authenticate(user)
-    return client
-
-
 def _ranked(query: Image, k: int = 35) -> list[int]:
     return [hit.image.pk for hit in service.search_similar(query, k=k).hits]
 
@@ -42,7 +34,7 @@ def test_a_removed_image_leaves_results_at_once_and_after_the_rebuild(gallery) -
     before = _ranked(query, k=5)
     victims = before[:3]
     index_before = IndexVersion.objects.get(is_active=True)
-    assert _staff().post("/api/v1/images/remove/", {"ids": victims}, format="json").json() == {"removed": 3}
+    assert staff_api_client().post("/api/v1/images/remove/", {"ids": victims}, format="json").json() == {"removed": 3}
     # the same index still serves (no rebuild yet), yet the removed images are filtered and the page stays full
     assert IndexVersion.objects.get(is_active=True) == index_before
     after = _ranked(query, k=5)
@@ -61,7 +53,7 @@ def test_removal_deletes_original_thumbnail_and_features_and_they_cannot_be_fetc
     file_url, thumb_url = image.file.url, image.thumbnail.url
     store = runtime.feature_store()
     assert store.contains(np.array([image.pk]))[0]
-    response = _staff().delete(f"/api/v1/images/{image.pk}/")
+    response = staff_api_client().delete(f"/api/v1/images/{image.pk}/")
     assert response.status_code == 204
     assert not default_storage.exists(file) and not default_storage.exists(thumbnail)
     assert not store.contains(np.array([image.pk]))[0]
@@ -73,14 +65,14 @@ def test_removal_deletes_original_thumbnail_and_features_and_they_cannot_be_fetc
     assert APIClient().get(f"/api/v1/images/{image.pk}/").status_code == 404
     listed = APIClient().get("/api/v1/images/", {"page_size": 100}).json()
     assert image.pk not in [item["id"] for item in listed["results"]] and listed["count"] == 35
-    assert _staff().delete(f"/api/v1/images/{image.pk}/").status_code == 404  # already gone
+    assert staff_api_client().delete(f"/api/v1/images/{image.pk}/").status_code == 404  # already gone
 
 
 def test_the_same_bytes_imported_again_become_a_new_image(gallery, demo_folder: Path, eager_tasks) -> None:
     image = Image.objects.get(original_name="gravel-002.jpg")
     remove_images([image.pk])
     data = (demo_folder / "gravel" / "gravel-002.jpg").read_bytes()
-    body = _staff().post("/api/v1/images/", {"files": [_file("again.jpg", data)]}, format="multipart").json()
+    body = staff_api_client().post("/api/v1/images/", {"files": [_file("again.jpg", data)]}, format="multipart").json()
     assert body["imported"] == 1 and body["status"] == "done"
     again = Image.objects.get(original_name="again.jpg")
     assert again.pk != image.pk and again.role == Image.Role.GALLERY
