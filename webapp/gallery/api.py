@@ -9,7 +9,6 @@ DELETE /api/v1/queries/<id>/ (the user who searched with it).
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -20,8 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp.feedback.models import Impression
-from webapp.gallery import jobs, uploads
+from webapp.gallery import jobs, privacy, uploads
 from webapp.gallery.models import Image, ImportJob
 from webapp.gallery.removal import remove_images
 from webapp.gallery.serializers import ImageSerializer
@@ -171,14 +169,6 @@ class ImportJobViewSet(viewsets.ViewSet):
         return Response(jobs.job_progress(job))
 
 
-def owns_query(request, image_id: int) -> bool:
-    """Whether the requester searched with this query image (their account, or this browser session)."""
-    mine = Q(user=request.user) if request.user.is_authenticated else Q(pk__in=[])
-    if request.session.session_key:
-        mine |= Q(session_key=request.session.session_key)
-    return Impression.objects.filter(mine, query_id=image_id).exists()
-
-
 class QueryImageView(APIView):
     """DELETE /api/v1/queries/<id>/: delete a query image you uploaded (files and features; gone from history)."""
 
@@ -186,7 +176,7 @@ class QueryImageView(APIView):
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request: Request, image_id: int) -> Response:
-        if not Image.objects.filter(pk=image_id, role=Image.Role.QUERY).exists() or not owns_query(request, image_id):
+        if not privacy.owns_query(request, image_id):
             raise NotFound("No query image of yours with this id.")
         remove_images([image_id], roles=[Image.Role.QUERY])
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -52,6 +52,12 @@ def can_view(image: Image, request: HttpRequest) -> bool:
     return mine is not None and Image.objects.filter(mine, pk=image.pk).exists()
 
 
+def owns_query(request: HttpRequest, image_id: int) -> bool:
+    """Whether this requester uploaded (or searched with) the query image `image_id`; staff own none."""
+    mine = _query_of(request)
+    return mine is not None and Image.objects.filter(mine, pk=image_id, role=Image.Role.QUERY).exists()
+
+
 def _query_of(request: HttpRequest) -> Q | None:
     """Images this requester uploaded, or was shown results for (impressions from before owners were recorded
     count: only an image's uploaders can search with it)."""
