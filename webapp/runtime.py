@@ -1,8 +1,10 @@
 """The process's runtime: every object a web or worker process loads once and shares, in one place.
 
 Backbones (with their feature extractors), feature stores, metric heads and the index holder live in
-bounded least-recently-used caches of the one `runtime` object, so a long-lived web process that has
-served several tuned backbones keeps only the last few (REFIND_LOADED_BACKBONES). `runtime.reset()`
+bounded least-recently-used caches of the one `runtime` object; the search path's other per-process views
+(click memory's moved images, the removed-image filter, their αDBA copy) are held here too, through
+`runtime.view(name, factory)`, so they are forgotten by the same reset. A long-lived web process that
+has served several tuned backbones keeps only the last few (REFIND_LOADED_BACKBONES). `runtime.reset()`
 forgets everything tied to the data directory and the storage (tests switch both); backbones that come
 from installed packages (not from the storage) are kept, since loading them again would give the same
 weights.
@@ -170,6 +172,17 @@ class Runtime:
         self._heads: LRU[tuple[str, str], MetricHead] = LRU(HEADS)
         self.index_holder = new_index_holder()
         self._threads_set = False
+        self._views: dict[str, object] = {}
+
+    def view(self, name: str, factory: Callable[[], V]) -> V:
+        """A per-process view another module keeps (made by `factory` on first use, dropped by reset())."""
+        if name not in self._views:
+            self._views[name] = factory()
+        return self._views[name]  # type: ignore[return-value]
+
+    def forget(self, name: str) -> None:
+        """Drop one view (the next use makes it anew)."""
+        self._views.pop(name, None)
 
     def backbone(self, name: str | None = None) -> Backbone:
         """The configured backbone, or the named one (tuned weights come from the artifact storage)."""
@@ -213,6 +226,7 @@ class Runtime:
         self._heads.discard(lambda key: False)
         self.index_holder = new_index_holder()
         self._threads_set = False
+        self._views.clear()
 
 
 runtime = Runtime()

@@ -183,18 +183,14 @@ def _stack(vectors: dict[int, np.ndarray], dim: int) -> Overlay:
     return Overlay(ids, np.stack([vectors[i] for i in ids.tolist()]).astype(np.float32))
 
 
-_cache = OverlayCache()
-
-
 def overlay(version: ModelVersion, dim: int) -> Overlay:
-    """The moved images under `version` (refreshed at most every INDEX_CHECK_SECONDS)."""
-    return _cache.get(version, dim)
+    """The moved images under `version` (refreshed at most every INDEX_CHECK_SECONDS; held by the runtime)."""
+    return runtime.view("click_memory", OverlayCache).get(version, dim)
 
 
 def reset() -> None:
-    """Forget this process's view (tests switch databases and data directories)."""
-    global _cache
-    _cache = OverlayCache()
+    """Forget this process's view of the moved images (tests switch databases and data directories)."""
+    runtime.forget("click_memory")
 
 
 def served_vectors(version: ModelVersion, ids: np.ndarray) -> np.ndarray:

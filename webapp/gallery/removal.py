@@ -30,6 +30,7 @@ from retrieval.feature_store import FeatureStore
 from retrieval.index import LoadedIndex
 from retrieval.index_tuning import excluding
 from webapp.gallery.models import Image, IndexVersion
+from webapp.runtime import runtime
 
 logger = logging.getLogger(__name__)
 # A removal committed while a build read the gallery may be in that build: filter a little further back.
@@ -125,4 +126,6 @@ class RemovedFilter:
         return self._value
 
 
-removed_filter = RemovedFilter()
+def removed_filter() -> RemovedFilter:
+    """This process's filter (held by the runtime, so runtime.reset() forgets it)."""
+    return runtime.view("removed_filter", RemovedFilter)

@@ -11,6 +11,7 @@ from retrieval.index import LoadedIndex, search
 from webapp.feedback import memory
 from webapp.gallery.models import ModelVersion
 from webapp.gallery.removal import removed_filter
+from webapp.runtime import runtime
 
 
 def rank(loaded: LoadedIndex, version: ModelVersion, vector: np.ndarray, wanted: int,
@@ -22,7 +23,7 @@ def rank(loaded: LoadedIndex, version: ModelVersion, vector: np.ndarray, wanted:
     vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
     index = loaded.index
     overlay = augmented_overlay(loaded, version, memory.overlay(version, vector.shape[1]))
-    removed = removed_filter.current(loaded)  # images removed since this index was built (gallery/removal.py)
+    removed = removed_filter().current(loaded)  # images removed since this index was built (gallery/removal.py)
 
     def ranked(query: np.ndarray, count: int) -> list[tuple[int, float]]:
         hits = search_with_overlay(lambda q, n: search(index, q, n, params=removed.params), index.ntotal, overlay,
@@ -38,16 +39,15 @@ def rank(loaded: LoadedIndex, version: ModelVersion, vector: np.ndarray, wanted:
     return ranked(vector, wanted)
 
 
-_augmented: list[tuple[int, Overlay, Overlay]] = []  # (index version, overlay, its augmented copy): the last one
-
-
 def augmented_overlay(loaded: LoadedIndex, version: ModelVersion, overlay: Overlay) -> Overlay:
     """With αDBA on (REFIND_DBA), the index rows are averaged with their nearest neighbours; the moved images
     get the same treatment, with their neighbours in this index (cached per index and overlay)."""
     k = settings.DBA_K
     if k <= 0 or not len(overlay):
         return overlay
-    if not (_augmented and _augmented[0][0] == loaded.version and _augmented[0][1] is overlay):
+    # (index version, overlay, its augmented copy): the last one, held by the runtime
+    augmented: list[tuple[int, Overlay, Overlay]] = runtime.view("dba_overlay", list)
+    if not (augmented and augmented[0][0] == loaded.version and augmented[0][1] is overlay):
         scores, found = search(loaded.index, overlay.vectors, k + 1)
         vectors = overlay.vectors.copy()
         for n, own in enumerate(overlay.ids.tolist()):
@@ -57,5 +57,5 @@ def augmented_overlay(loaded: LoadedIndex, version: ModelVersion, overlay: Overl
                 if len(neighbours) == len(pairs):
                     vectors[n] = weighted_average(vectors[n : n + 1], neighbours[None],
                                                   np.array([[s for _, s in pairs]], np.float32))[0]
-        _augmented[:] = [(loaded.version, overlay, Overlay(overlay.ids, vectors))]
-    return _augmented[0][2]
+        augmented[:] = [(loaded.version, overlay, Overlay(overlay.ids, vectors))]
+    return augmented[0][2]
