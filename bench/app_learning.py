@@ -32,6 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.recall_plot import save_recall_against_clicks
 from bench.stack import ROOT, Stack, ensure_postgres_database
 
 KS = (1, 2, 4, 8, 16, 32)
@@ -220,30 +221,14 @@ def print_table(rows: list[dict]) -> None:
 
 def plot(rows: list[dict], path: Path, title: str = "") -> None:
     """R@1 against clicks per method, the zero-click figure dashed (docs/img)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 3.4))
     zero = next((r["R@1"] for r in rows if r["method"] == "pretrained"), None)
+    series = {}
     for method in dict.fromkeys(r["method"] for r in rows if r["method"] != "pretrained"):
-        points = sorted((r["clicks"], r["R@1"]) for r in rows if r["method"] == method and "clicks" in r)
+        points = [(r["clicks"], r["R@1"]) for r in rows if r["method"] == method and "clicks" in r]
         if zero is not None and method.startswith("oahu (active"):
             points = [(0, zero), *points]
-        if points:
-            axes.plot(*zip(*points, strict=True), marker="o", label=method)
-    if zero is not None:
-        axes.axhline(zero, color="grey", linestyle="--", linewidth=1, label="zero-click")
-    axes.set_xlabel("clicks")
-    axes.set_ylabel("Recall@1 (%), held-out queries")
-    axes.set_title(title, fontsize=9)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=7)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+        series[method] = points
+    save_recall_against_clicks(series, zero, path, title, ylabel="Recall@1 (%), held-out queries")
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.learning import DEFAULT_CACHE, DEFAULT_DATASET, load_features
+from bench.recall_plot import save_recall_against_clicks
 from training.click_graph import components, every_click_triplets
 from training.evaluation import evaluate, evaluate_against
 from training.oahu import OAHU
@@ -208,27 +209,12 @@ def main(argv: list[str] | None = None) -> None:
 
 def plot(summary: dict, path: Path) -> None:
     """R@1 against clicks per learner, the zero-click figure dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 3.4))
-    for name, by_budget in summary["results"].items():
-        points = [(0, summary["zero"]), *sorted((int(b), r) for b, r in by_budget.items())]
-        axes.plot(*zip(*points, strict=True), marker="o", label=name)
-    axes.axhline(summary["zero"], color="grey", linestyle="--", linewidth=1, label="zero-click")
-    axes.set_xlabel("clicks (3 per search)")
-    axes.set_ylabel("Recall@1 (%)")
+    series = {name: [(0, summary["zero"]), *((int(b), r) for b, r in by_budget.items())]
+              for name, by_budget in summary["results"].items()}
     protocol = "unseen species" if summary["unseen"] else "held-out queries vs feedback half"
-    axes.set_title(f"bench.click_replay, CUB-100, {protocol}, noise {summary['noise']}", fontsize=9)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=7)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
+    save_recall_against_clicks(series, summary["zero"], path,
+                               f"bench.click_replay, CUB-100, {protocol}, noise {summary['noise']}",
+                               xlabel="clicks (3 per search)")
 
 if __name__ == "__main__":
     main()
