@@ -25,11 +25,12 @@ class _Text(HTMLParser):
 
 
 def untranslated_words(source: str) -> list[str]:
-    """Words a page shows that are outside translation tags (template tags and variables are blanked)."""
+    """Words a page shows that are outside translation tags and comments (template tags and variables are blanked)."""
     pieces, inside = [], False
     for token in Lexer(source).tokenize():
         name = token.contents.split()[0] if token.token_type == TokenType.BLOCK and token.contents else ""
-        inside = {"blocktranslate": True, "endblocktranslate": False}.get(name, inside)
+        inside = {"blocktranslate": True, "endblocktranslate": False, "comment": True, "endcomment": False}.get(
+            name, inside)
         pieces.append(token.contents if token.token_type == TokenType.TEXT and not inside else " ")
     parser = _Text()
     parser.feed("".join(pieces))
