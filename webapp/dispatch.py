@@ -56,6 +56,11 @@ def send(name: str, args: Sequence = (), queue: str | None = None, countdown: fl
     return True
 
 
+def runs_inline() -> bool:
+    """Tasks run in the sending process as they are sent (CELERY_TASK_ALWAYS_EAGER): a countdown is ignored."""
+    return bool(celery_app.conf.task_always_eager)
+
+
 def _task(name: str):
     """The registered task (each app's tasks.py is imported on first use, as a worker does at start)."""
     if name not in celery_app.tasks:
@@ -100,7 +105,7 @@ consumed_queues = broker.Remembered(INSPECT_EVERY_SECONDS, _inspect)
 def require_consumer(queue: str) -> None:
     """Raise NoConsumer when workers answer and none of them consumes `queue`. When no worker answers the
     task is sent anyway; a run nobody takes is failed after REFIND_QUEUE_WAIT_SECONDS (housekeeping)."""
-    if celery_app.conf.task_always_eager:
+    if runs_inline():
         return  # tasks run in this process
     queues = consumed_queues()
     if queues is None or queue in queues:

@@ -49,7 +49,8 @@ def request_derivation() -> bool:
         if not dispatch.send(dispatch.DERIVE_TRIPLETS, countdown=DERIVE_DELAY_S):
             logger.warning("Triplet derivation delayed: cannot reach the broker; housekeeping derives it")
             return False
-        _covered_until = now + DERIVE_DELAY_S
+        # a task run inline (eager) has derived already: it covers nothing committed after it
+        _covered_until = 0.0 if dispatch.runs_inline() else now + DERIVE_DELAY_S
         return True
 
 
