@@ -97,12 +97,12 @@ MIDDLEWARE = [
     "webapp.health.HealthMiddleware",  # /healthz: before the HTTPS redirect and the host check
     "django.middleware.security.SecurityMiddleware",
     "webapp.errors.DatabaseUnavailableMiddleware",
-    "webapp.errors.RequestSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "webapp.errors.RequestSizeLimitMiddleware",  # after authentication (staff may upload more), before any body is read
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
