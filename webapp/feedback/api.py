@@ -17,9 +17,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.feedback import impressions
-from webapp.feedback.models import Judgement, Triplet
+from webapp.feedback.models import Impression, Judgement, Triplet
 from webapp.feedback.tasks import request_derivation
-from webapp.feedback.triplets import FeedbackRejected, store_judgement
+from webapp.feedback.triplets import FeedbackRejected, store_judgement, undo_verdict
 from webapp.gallery import privacy
 from webapp.gallery.models import Image
 from webapp.params import MAX_ID, whole_number
@@ -28,13 +28,18 @@ from webapp.throttling import ClientThrottle
 ERROR = inline_serializer("FeedbackError", {"detail": serializers.CharField()})
 
 
-class FeedbackRequestSerializer(serializers.Serializer):
-    query_id = serializers.IntegerField(min_value=1)
-    image_id = serializers.IntegerField(min_value=1)
-    judgement = serializers.ChoiceField(choices=Judgement.Kind.values)
+class ResultSerializer(serializers.Serializer):
+    """One shown result: the query, the image, and which search showed it."""
+
+    query_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    image_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     impression_id = serializers.IntegerField(
-        min_value=1, required=False, help_text="The search's impression_id; default: your latest search of query_id."
-    )
+        min_value=1, max_value=MAX_ID, required=False,
+        help_text="The search's impression_id; default: your latest search of query_id.")
+
+
+class FeedbackRequestSerializer(ResultSerializer):
+    judgement = serializers.ChoiceField(choices=Judgement.Kind.values)
 
 
 class FeedbackResponseSerializer(serializers.Serializer):
@@ -45,6 +50,12 @@ class FeedbackResponseSerializer(serializers.Serializer):
         help_text="True while a worker has yet to derive the judgement's triplets (they follow within moments).")
     triplets_retracted = serializers.IntegerField(
         help_text="Triplets of the result's earlier, opposite verdict, which this one replaced.")
+
+
+class UndoResponseSerializer(serializers.Serializer):
+    impression_id = serializers.IntegerField()
+    undone = serializers.BooleanField(help_text="False when the result had no live similar / not-similar verdict.")
+    triplets_retracted = serializers.IntegerField(help_text="Triplets the removed verdict had given.")
 
 
 class CsrfUnlessToken(BasePermission):
@@ -83,17 +94,9 @@ class FeedbackView(APIView):
         params = FeedbackRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        images = {image.pk: image for image in Image.objects.filter(pk__in=[data["query_id"], data["image_id"]])}
-        for field in ("query_id", "image_id"):  # someone else's query is "not found", like a missing id
-            image = images.get(data[field])
-            if image is None or not privacy.can_view(image, request):
-                return Response({"detail": f"No image with id {data[field]} ({field})."}, status.HTTP_404_NOT_FOUND)
-        impression = impressions.find_for_judgement(
-            request, data["query_id"], data["image_id"], data.get("impression_id")
-        )
-        if impression is None:
-            return Response({"detail": "No search of this query by you was found (impression)."},
-                            status.HTTP_404_NOT_FOUND)
+        impression, refusal = _shown_result(request, data)
+        if refusal is not None:
+            return refusal
         try:
             recorded = store_judgement(impression, data["image_id"], data["judgement"])
         except FeedbackRejected as exc:
@@ -104,6 +107,47 @@ class FeedbackView(APIView):
         if recorded.created:
             transaction.on_commit(request_derivation)
         return Response(body, status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK)
+
+
+class FeedbackUndoView(APIView):
+    throttle_classes = [ClientThrottle]
+    permission_classes = [CsrfUnlessToken]
+    throttle_scope = "feedback"
+
+    @extend_schema(
+        request=ResultSerializer,
+        responses={
+            200: UndoResponseSerializer,
+            400: OpenApiResponse(ERROR, description="Malformed."),
+            403: OpenApiResponse(ERROR, description="Session without the CSRF token (send X-CSRFToken)."),
+            404: OpenApiResponse(ERROR, description="No such query/image, or not your impression."),
+            429: OpenApiResponse(ERROR, description="Rate limit (REFIND_THROTTLE_FEEDBACK)."),
+        },
+        summary="Undo a similar / not-similar verdict (its triplets are retracted; clicks stay)",
+    )
+    def post(self, request: Request) -> Response:
+        params = ResultSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        impression, refusal = _shown_result(request, params.validated_data)
+        if refusal is not None:
+            return refusal
+        retracted = undo_verdict(impression, params.validated_data["image_id"])
+        return Response({"impression_id": impression.pk, "undone": retracted is not None,
+                         "triplets_retracted": retracted or 0})
+
+
+def _shown_result(request: Request, data: dict) -> tuple[Impression | None, Response | None]:
+    """The impression that showed `image_id` for `query_id` to this requester, or the 404 that says why."""
+    images = {image.pk: image for image in Image.objects.filter(pk__in=[data["query_id"], data["image_id"]])}
+    for field in ("query_id", "image_id"):  # someone else's query is "not found", like a missing id
+        image = images.get(data[field])
+        if image is None or not privacy.can_view(image, request):
+            return None, Response({"detail": f"No image with id {data[field]} ({field})."}, status.HTTP_404_NOT_FOUND)
+    impression = impressions.find_for_judgement(request, data["query_id"], data["image_id"], data.get("impression_id"))
+    if impression is None:
+        return None, Response({"detail": "No search of this query by you was found (impression)."},
+                              status.HTTP_404_NOT_FOUND)
+    return impression, None
 
 
 class TripletSerializer(serializers.ModelSerializer):

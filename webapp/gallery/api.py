@@ -23,6 +23,7 @@ from webapp.gallery import jobs, privacy, uploads
 from webapp.gallery.models import Image, ImportJob
 from webapp.gallery.removal import remove_images
 from webapp.gallery.serializers import ImageSerializer
+from webapp.params import MAX_ID
 
 
 class UploadSerializer(serializers.Serializer):
@@ -60,7 +61,8 @@ class ImageUpdateSerializer(serializers.ModelSerializer):
 
 
 class RemoveSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False, max_length=100_000)
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), allow_empty=False,
+                                max_length=100_000)
 
 
 class ImportJobSerializer(serializers.Serializer):

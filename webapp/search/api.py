@@ -14,6 +14,7 @@ from retrieval.images import size_message
 from webapp.feedback import impressions
 from webapp.gallery import privacy
 from webapp.gallery.serializers import image_urls
+from webapp.params import MAX_ID
 from webapp.search import service
 from webapp.search.refine import session_feedback
 from webapp.throttling import ClientThrottle
@@ -55,7 +56,7 @@ class RefinedSerializer(serializers.Serializer):
 
 
 class RefineRequestSerializer(serializers.Serializer):
-    query_id = serializers.IntegerField(min_value=1, help_text="The query_id of your search.")
+    query_id = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The query_id of your search.")
     k = serializers.IntegerField(
         required=False, default=settings.SEARCH_DEFAULT_K, min_value=1, max_value=settings.SEARCH_MAX_K
     )
