@@ -76,6 +76,12 @@ class Orchestrator:
                 "MAP@R": 100 * labelled["map@r"], "NMI": 100 * labelled["nmi"],
                 "queries": labelled["queries"], "gallery": labelled["gallery"], "protocol": labelled.get("protocol")}
 
+    def served(self) -> dict:
+        """Recall@K of the lists the active index serves (αDBA, click memory, removals: `evaluate --served`)."""
+        out = self.stack.manage("evaluate", "--served")
+        served = json.loads(out[out.index("{"):])["served"] or {}
+        return {f"served R@{k}": 100 * served[f"recall@{k}"] for k in KS if f"recall@{k}" in served}
+
     def amount(self) -> int:
         """What the budgets count: triplets, or clicks (positive judgements, held-out impressions included)."""
         from webapp.feedback.models import Judgement
@@ -183,17 +189,19 @@ class Orchestrator:
     def run(self) -> None:
         pretrained = self.active_version()
         self.rows.append({"method": "pretrained", "budget": 0, "triplets": 0, "clicks": 0,
-                          **self.evaluate(pretrained)})
-        self.say(f"pretrained v{pretrained}: R@1 {self.rows[-1]['R@1']:.2f}")
+                          **self.evaluate(pretrained), **self.served()})
+        self.say(f"pretrained v{pretrained}: R@1 {self.rows[-1]['R@1']:.2f}, "
+                 f"served R@1 {self.rows[-1].get('served R@1', float('nan')):.2f}")
         for budget in self.args.budgets:
             sim = self.simulate_until(budget)
             caught = self.wait_for_online(self.args.catch_up_timeout)
             count, state = self.triplets(), {**self.online_state(), "guard": self.guard_agreement()}
             active = self.active_version()
             row = {"method": "oahu (active)", "budget": budget, "triplets": count, **sim, **caught, **state,
-                   **self.evaluate(active)}
+                   **self.evaluate(active), **self.served()}
             self.rows.append(row)
-            self.say(f"{budget}: {count} triplets, active v{active}: R@1 {row['R@1']:.2f} ({state})")
+            self.say(f"{budget}: {count} triplets, active v{active}: R@1 {row['R@1']:.2f}, served R@1 "
+                     f"{row.get('served R@1', float('nan')):.2f} (click memory and αDBA included) ({state})")
             latest = state["latest_candidate"]
             if latest and latest != active:
                 self.rows.append({"method": "oahu (latest candidate, rejected)", "budget": budget,
@@ -228,6 +236,9 @@ def plot(rows: list[dict], path: Path, title: str = "") -> None:
         if zero is not None and method.startswith("oahu (active"):
             points = [(0, zero), *points]
         series[method] = points
+    served = [(r["clicks"], r["served R@1"]) for r in rows if "served R@1" in r]
+    if served:
+        series["served lists (active version + click memory + αDBA)"] = served
     save_recall_against_clicks(series, zero, path, title, ylabel="Recall@1 (%), held-out queries")
 
 

@@ -1,4 +1,5 @@
-"""python manage.py evaluate [--version V]: print a model version's evaluation report as JSON."""
+"""python manage.py evaluate [--version V] [--served]: print a model version's evaluation report as JSON;
+--served: Recall@K of the result lists the active index serves (webapp/learning/served.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from webapp.gallery.models import ModelVersion
 from webapp.learning.evaluation import evaluate_version
+from webapp.learning.served import served_report
 
 
 class Command(BaseCommand):
@@ -19,8 +21,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--version", type=int, help="model version id")
+        parser.add_argument("--served", action="store_true",
+                            help="score the served result lists of the active index instead")
 
-    def handle(self, *args, version: int | None, **options) -> None:
+    def handle(self, *args, version: int | None, served: bool, **options) -> None:
+        if served:
+            if version is not None:
+                raise CommandError("--served scores the active index; leave out --version.")
+            self.stdout.write(json.dumps({"served": served_report()}, indent=2))
+            return
         if version is None:
             target = ModelVersion.active()
         else:
