@@ -73,20 +73,29 @@ class CsrfUnlessToken(BasePermission):
         return True
 
 
-class FeedbackView(APIView):
+class FeedbackWrite(APIView):
+    # a write about one shown result: the feedback rate limit, and CSRF unless a token is sent (a comment, not a
+    # docstring: drf-spectacular would publish a docstring as every subclass's description)
     throttle_classes = [ClientThrottle]
     permission_classes = [CsrfUnlessToken]
     throttle_scope = "feedback"
 
+
+REFUSALS = {  # the answers every FeedbackWrite may give besides its own
+    403: OpenApiResponse(ERROR, description="Session without the CSRF token (send X-CSRFToken)."),
+    404: OpenApiResponse(ERROR, description="No such query/image, or not your impression."),
+    429: OpenApiResponse(ERROR, description="Rate limit (REFIND_THROTTLE_FEEDBACK)."),
+}
+
+
+class FeedbackView(FeedbackWrite):
     @extend_schema(
         request=FeedbackRequestSerializer,
         responses={
             201: FeedbackResponseSerializer,
             200: OpenApiResponse(FeedbackResponseSerializer, description="Already recorded (idempotent)."),
             400: OpenApiResponse(ERROR, description="Malformed, or the image was not shown for that query."),
-            403: OpenApiResponse(ERROR, description="Session without the CSRF token (send X-CSRFToken)."),
-            404: OpenApiResponse(ERROR, description="No such query/image, or not your impression."),
-            429: OpenApiResponse(ERROR, description="Rate limit (REFIND_THROTTLE_FEEDBACK)."),
+            **REFUSALS,
         },
         summary="Record a click or an explicit similar / not-similar judgement",
     )
@@ -109,20 +118,10 @@ class FeedbackView(APIView):
         return Response(body, status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK)
 
 
-class FeedbackUndoView(APIView):
-    throttle_classes = [ClientThrottle]
-    permission_classes = [CsrfUnlessToken]
-    throttle_scope = "feedback"
-
+class FeedbackUndoView(FeedbackWrite):
     @extend_schema(
         request=ResultSerializer,
-        responses={
-            200: UndoResponseSerializer,
-            400: OpenApiResponse(ERROR, description="Malformed."),
-            403: OpenApiResponse(ERROR, description="Session without the CSRF token (send X-CSRFToken)."),
-            404: OpenApiResponse(ERROR, description="No such query/image, or not your impression."),
-            429: OpenApiResponse(ERROR, description="Rate limit (REFIND_THROTTLE_FEEDBACK)."),
-        },
+        responses={200: UndoResponseSerializer, 400: OpenApiResponse(ERROR, description="Malformed."), **REFUSALS},
         summary="Undo a similar / not-similar verdict (its triplets are retracted; clicks stay)",
     )
     def post(self, request: Request) -> Response:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from training.evaluation import DEFAULT_KS
-from webapp.gallery.models import Image
 from webapp.learning.evaluation import labelled_set
 from webapp.runtime import runtime
 from webapp.search import ranking, service
@@ -21,7 +20,7 @@ def served_report() -> dict | None:
     found = labelled_set(version.backbone)
     if found is None or found.leave_one_out:
         return None
-    labels = dict(Image.objects.filter(label__gt="").values_list("id", "label"))
+    labels = dict(zip(found.reference_ids.tolist(), found.reference_labels, strict=True))  # what may be served
     queries = runtime.embed(version, runtime.feature_store(version.backbone).get(found.query_ids))
     wanted = max(DEFAULT_KS)
     first_right = []
