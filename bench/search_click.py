@@ -8,6 +8,8 @@ it; no think time). For each inference path in `--paths` the web server is resta
 ``REFIND_INFERENCE`` set to it and loaded for `--seconds`; paths alternate over `--rounds` rounds so
 that drifting machine load hits all of them alike. Reported per path: search p50/p95 and searches per
 second (the saturating throughput), click p50/p95, and click p50 / search p50 in the same round.
+A path may carry settings for its web server after colons, e.g. ``int8:REFIND_CLICK_MEMORY_BACKGROUND=0``
+(the click memory applied in the click's own request, as before it moved to a background thread).
 
     nice -n 5 python -m bench.search_click --dataset ../shared/datasets/cub100 --paths torch,int8
 """
@@ -43,15 +45,27 @@ def gallery_folder(dataset: Path, target: Path, count: int) -> Path:
     return target
 
 
-def restart_web(stack: Stack, path: str, workers: int, threads: int) -> None:
-    """(Re)start gunicorn with REFIND_INFERENCE=`path`; the worker and the database stay."""
+def variant_env(variant: str) -> dict[str, str]:
+    """The web server's settings for a variant `PATH[:NAME=VALUE...]`."""
+    path, *settings = variant.split(":")
+    extra = dict(setting.split("=", 1) for setting in settings)
+    return {"REFIND_INFERENCE": path, **extra}
+
+
+def restart_web(stack: Stack, variant: str, workers: int, threads: int, previous: dict[str, str]) -> dict[str, str]:
+    """(Re)start gunicorn with the variant's settings (the previous variant's removed); the worker and the
+    database stay. Returns the settings it set."""
     web = stack.processes.pop("web", None)
     if web is not None and web.poll() is None:
         os.killpg(web.pid, signal.SIGTERM)
         web.wait(timeout=RESTART_GRACE_S)
-    stack.env["REFIND_INFERENCE"] = path
+    for name in previous:
+        stack.env.pop(name, None)
+    settings = variant_env(variant)
+    stack.env.update(settings)
     stack.start_web(workers=workers, threads=threads)
     stack.wait_ready()
+    return settings
 
 
 def warm_up(stack: Stack, args, photos) -> None:
@@ -81,7 +95,7 @@ def main() -> None:
     ensure_postgres_database(args.database_url, fresh=False)
     stack = Stack(args.data_dir, args.database_url, args.broker, {
         "REFIND_THROTTLE_SEARCH": "1000000/min", "REFIND_THROTTLE_FEEDBACK": "1000000/min",
-        "REFIND_ONLINE_LEARNING": "0", "REFIND_INFERENCE": paths[-1],
+        "REFIND_ONLINE_LEARNING": "0", "REFIND_INFERENCE": variant_env(paths[-1])["REFIND_INFERENCE"],
     })
     print(f"load average {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
     started = time.perf_counter()
@@ -93,16 +107,17 @@ def main() -> None:
     rows: dict[str, list[dict]] = {p: [] for p in paths}
     try:
         stack.start_worker("default")
+        current: dict[str, str] = {}
         for round_number in range(args.rounds):
             order = paths if round_number % 2 == 0 else paths[::-1]
             for path in order:
-                restart_web(stack, path, args.web_workers, args.web_threads)
+                current = restart_web(stack, path, args.web_workers, args.web_threads, current)
                 warm_up(stack, args, photos)
                 samples, seconds, _ = run_phase(f"{path}-{round_number}", stack, args, photos)
                 table = summarise(samples, seconds)
                 table["load"] = os.getloadavg()[0]
                 rows[path].append(table)
-                print(f"round {round_number + 1} {path:5s}: search p50 {table['search']['p50_ms']:.0f} ms, "
+                print(f"round {round_number + 1} {path}: search p50 {table['search']['p50_ms']:.0f} ms, "
                       f"{table['search']['rps']:.1f}/s; click p50 {table['feedback']['p50_ms']:.0f} ms; "
                       f"errors {table['all']['errors']}; load {table['load']:.1f}", flush=True)
     finally:

@@ -203,6 +203,9 @@ SEARCH_DEFAULT_K = 20
 QUERY_EXPANSION = env_int("REFIND_QUERY_EXPANSION", 0, minimum=0, maximum=50)  # αQE: top k (0 = off)
 DBA_K = env_int("REFIND_DBA", 1, minimum=0, maximum=50)  # αDBA at index build: nearest k (0 = off)
 CLICK_MEMORY = env_bool("REFIND_CLICK_MEMORY", True)
+# judgements reach the click memory in a background thread of the web process (a click then costs a fraction
+# of a search); off: in the click's own request, after its commit
+CLICK_MEMORY_BACKGROUND = env_bool("REFIND_CLICK_MEMORY_BACKGROUND", True)
 CLICK_MEMORY_MAX_SHIFT = env_float("REFIND_CLICK_MEMORY_MAX_SHIFT", 0.1, minimum=0.0)
 if CLICK_MEMORY_MAX_SHIFT > 2.0:
     raise ImproperlyConfigured(f"REFIND_CLICK_MEMORY_MAX_SHIFT={CLICK_MEMORY_MAX_SHIFT} must be at most 2.")

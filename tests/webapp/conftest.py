@@ -33,6 +33,7 @@ def data_dir(tmp_path: Path, settings) -> Path:
     settings.EXPORTS_DIR = Path(os.environ["REFIND_EXPORTS_DIR"])  # tests/conftest.py: shared, content-named
     settings.INDEX_CHECK_SECONDS = 0.0
     settings.ONLINE_LEARNING = False  # learning tests turn it on and run tasks eagerly
+    settings.CLICK_MEMORY_BACKGROUND = False  # judgements reach the memory in the request; tested on its own
     from django.core.cache import cache
 
     cache.clear()  # rate-limit history starts empty in every test

@@ -22,10 +22,11 @@ import time
 
 import numpy as np
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, close_old_connections, transaction
 
 from retrieval.click_memory import ClickMemory, MemoryConfig, Overlay, shifted_features
 from retrieval.relevance import skipped_above
+from webapp import dispatch
 from webapp.feedback.models import ClickOffset, ConsumerCursor, Judgement
 from webapp.gallery.features import ensure_features
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
@@ -128,9 +129,46 @@ def apply_pending(space: str | None = None, limit: int = BATCH, budget: float = 
     return applied
 
 
+class _Applier:
+    """One background thread per process that applies committed judgements, so that a click's request does
+    not pay for the memory (its cost was a search's): woken after each commit, it applies everything pending
+    in one go (concurrent clicks share one pass instead of queueing on the cursor's row lock)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():  # first use, or a forked child
+                self._thread = threading.Thread(target=self._loop, name="click-memory", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            close_old_connections()
+            try:
+                apply_pending()
+            except Exception:  # never let the thread die: the next judgement (or housekeeping) retries
+                logger.exception("Click memory not updated now")
+            finally:
+                close_old_connections()
+
+
+_applier = _Applier()
+
+
 def after_commit() -> None:
-    """Run after each committed judgement (webapp/feedback/signals.py)."""
-    apply_pending()
+    """Run after each committed judgement (webapp/feedback/signals.py): applied by this process's background
+    thread within moments, or at once where tasks run inline or REFIND_CLICK_MEMORY_BACKGROUND is off."""
+    if dispatch.runs_inline() or not settings.CLICK_MEMORY_BACKGROUND:
+        apply_pending()
+    else:
+        _applier.wake()
 
 
 class OverlayCache:

@@ -24,11 +24,13 @@ def learn_online() -> int | None:
 @shared_task
 def housekeeping() -> dict:
     """Periodic, on the `default` queue: fail dead runs and runs nobody took, re-send runs the broker missed,
-    derive judgements whose derivation the broker missed, pick up waiting triplets."""
+    derive judgements whose derivation the broker missed, apply judgements to the click memory that a web
+    process did not (it stopped before its background pass), pick up waiting triplets."""
+    from webapp.feedback.memory import apply_pending
     from webapp.feedback.triplets import derive_pending
 
     return {"reaped": runs.reap_stale_runs(), "unserved": runs.fail_unserved_runs(),
-            "resent": runs.resend_queued_runs(), "derived": derive_pending(),
+            "resent": runs.resend_queued_runs(), "derived": derive_pending(), "remembered": apply_pending(),
             "online_run": scheduling.run_online_update_if_needed()}
 
 
