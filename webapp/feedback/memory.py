@@ -234,6 +234,11 @@ def reset() -> None:
 def served_vectors(version: ModelVersion, ids: np.ndarray) -> np.ndarray:
     """Embedded vectors of images as the index serves them, moved ones included (images without features,
     e.g. an unreadable original, are left out)."""
+    return served_rows(version, ids)[1]
+
+
+def served_rows(version: ModelVersion, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the ids that have features, their served vectors): `served_vectors` saying which rows it kept."""
     ids = np.asarray(ids, dtype=np.int64)
     store = ensure_features(ids, version.backbone)
     ids = ids[store.contains(ids)] if len(ids) else ids
@@ -247,4 +252,4 @@ def served_vectors(version: ModelVersion, ids: np.ndarray) -> np.ndarray:
                 if image in rows:
                     offsets[n] = _vector(rows[image])
             features = shifted_features(features, offsets)
-    return runtime.embed(version, features)
+    return ids, runtime.embed(version, features)

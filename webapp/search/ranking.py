@@ -49,13 +49,19 @@ def augmented_overlay(loaded: LoadedIndex, version: ModelVersion, overlay: Overl
     augmented: list[tuple[int, Overlay, Overlay]] = runtime.view("dba_overlay", list)
     if not (augmented and augmented[0][0] == loaded.version and augmented[0][1] is overlay):
         scores, found = search(loaded.index, overlay.vectors, k + 1)
+        neighbours_of = [
+            [(int(i), float(s)) for i, s in zip(found[n], scores[n], strict=True) if i >= 0 and i != own][:k]
+            for n, own in enumerate(overlay.ids.tolist())
+        ]
+        # every neighbour's served vector in one call (one per moved image made a search wait for seconds)
+        wanted = np.unique(np.array([i for pairs in neighbours_of for i, _ in pairs], np.int64))
+        kept, served = memory.served_rows(version, wanted)
+        row_of = {image: n for n, image in enumerate(kept.tolist())}
         vectors = overlay.vectors.copy()
-        for n, own in enumerate(overlay.ids.tolist()):
-            pairs = [(int(i), float(s)) for i, s in zip(found[n], scores[n], strict=True) if i >= 0 and i != own][:k]
-            if pairs:
-                neighbours = memory.served_vectors(version, np.array([i for i, _ in pairs], np.int64))
-                if len(neighbours) == len(pairs):
-                    vectors[n] = weighted_average(vectors[n : n + 1], neighbours[None],
-                                                  np.array([[s for _, s in pairs]], np.float32))[0]
+        for n, pairs in enumerate(neighbours_of):
+            if pairs and all(i in row_of for i, _ in pairs):
+                neighbours = served[[row_of[i] for i, _ in pairs]]
+                vectors[n] = weighted_average(vectors[n : n + 1], neighbours[None],
+                                              np.array([[s for _, s in pairs]], np.float32))[0]
         augmented[:] = [(loaded.version, overlay, Overlay(overlay.ids, vectors))]
     return augmented[0][2]
