@@ -1,5 +1,6 @@
 """With αDBA on, the click memory's moved images are averaged with their neighbours like the index rows,
-with every neighbour's served vector read in one go (one query per moved image made searches take seconds)."""
+with every neighbour's served vector read in one go (one query per moved image made searches take seconds),
+and updated, not redone, when more images move."""
 
 from __future__ import annotations
 
@@ -29,18 +30,11 @@ def _expected(loaded, version, overlay, k: int) -> np.ndarray:
 
 
 def test_moved_images_are_augmented_with_one_read_of_their_neighbours(
-        gallery, settings, django_assert_max_num_queries) -> None:
+        gallery, settings, django_assert_max_num_queries, monkeypatch) -> None:
     settings.DBA_K = 2
     memory.reset()
     images = list(Image.objects.filter(role=Image.Role.GALLERY).order_by("id"))
-    for query in images[:8]:  # 8 searches, each marking 3 results similar: many moved images
-        result = service.search_similar(query, k=10)
-        impression = Impression.objects.create(query=query, model_version=result.model_version,
-                                               index_version=result.index_version, session_key="s",
-                                               shown=[hit.image.pk for hit in result.hits])
-        for hit in result.hits[:3]:
-            record_judgement(impression, hit.image.pk, "similar")
-    memory.apply_pending()
+    _mark_similar(images[:8])  # 8 searches, each marking 3 results similar: many moved images
     loaded, version = service.served()
     overlay = memory.overlay(version, loaded.index.d)
     assert len(overlay) > 10
@@ -51,4 +45,26 @@ def test_moved_images_are_augmented_with_one_read_of_their_neighbours(
     assert augmented.ids.tolist() == overlay.ids.tolist()
     assert np.allclose(augmented.vectors, _expected(loaded, version, overlay, 2), atol=1e-5)
     assert not np.allclose(augmented.vectors, overlay.vectors)  # the averaging did happen
+
+    _mark_similar(images[20:21])  # one more search's marks: a few images move (again)
+    moved_again = memory.overlay(version, loaded.index.d)
+    assert moved_again is not overlay
+    searched: list[int] = []
+    real_search = ranking.search
+    monkeypatch.setattr(ranking, "search", lambda index, q, n, **kw: searched.append(len(q)) or real_search(
+        index, q, n, **kw))
+    updated = ranking.augmented_overlay(loaded, version, moved_again)
+    assert np.allclose(updated.vectors, _expected(loaded, version, moved_again, 2), atol=1e-5)  # as if redone
+    assert searched and 0 < searched[0] < len(moved_again) / 2  # only the changed rows and those next to them
     memory.reset()
+
+
+def _mark_similar(queries: list[Image]) -> None:
+    for query in queries:
+        result = service.search_similar(query, k=10)
+        impression = Impression.objects.create(query=query, model_version=result.model_version,
+                                               index_version=result.index_version, session_key="s",
+                                               shown=[hit.image.pk for hit in result.hits])
+        for hit in result.hits[:3]:
+            record_judgement(impression, hit.image.pk, "similar")
+    memory.apply_pending()

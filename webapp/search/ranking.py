@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from django.conf import settings
 
@@ -39,29 +41,56 @@ def rank(loaded: LoadedIndex, version: ModelVersion, vector: np.ndarray, wanted:
     return ranked(vector, wanted)
 
 
+@dataclass
+class _Augmented:
+    """The αDBA copy of one overlay, and what it needs to be updated for the next one."""
+
+    key: tuple[int, int, int]  # (index version, model version, k)
+    source: Overlay  # the moved images' served vectors it was computed from
+    result: Overlay  # their averaged copies
+    neighbours: dict[int, list[tuple[int, float]]]  # each moved image's nearest index rows (id, score)
+
+
 def augmented_overlay(loaded: LoadedIndex, version: ModelVersion, overlay: Overlay) -> Overlay:
     """With αDBA on (REFIND_DBA), the index rows are averaged with their nearest neighbours; the moved images
-    get the same treatment, with their neighbours in this index (cached per index and overlay)."""
+    get the same treatment, with their neighbours in this index. Held by the runtime and updated, not redone,
+    when the overlay changes: only images that moved again, or whose neighbours did, are averaged anew."""
     k = settings.DBA_K
     if k <= 0 or not len(overlay):
         return overlay
-    # (index version, overlay, its augmented copy): the last one, held by the runtime
-    augmented: list[tuple[int, Overlay, Overlay]] = runtime.view("dba_overlay", list)
-    if not (augmented and augmented[0][0] == loaded.version and augmented[0][1] is overlay):
-        scores, found = search(loaded.index, overlay.vectors, k + 1)
-        neighbours_of = [
-            [(int(i), float(s)) for i, s in zip(found[n], scores[n], strict=True) if i >= 0 and i != own][:k]
-            for n, own in enumerate(overlay.ids.tolist())
-        ]
+    held: list[_Augmented] = runtime.view("dba_overlay", list)
+    key = (loaded.version, version.pk, k)
+    last = held[0] if held and held[0].key == key else None
+    if last is None or last.source is not overlay:
+        held[:] = [_augment(loaded, version, overlay, k, last, key)]
+    return held[0].result
+
+
+def _augment(loaded: LoadedIndex, version: ModelVersion, overlay: Overlay, k: int, last: _Augmented | None,
+             key: tuple[int, int, int]) -> _Augmented:
+    ids = overlay.ids.tolist()
+    before = {} if last is None else {image: n for n, image in enumerate(last.source.ids.tolist())}
+    changed = {image for n, image in enumerate(ids)
+               if image not in before or not np.array_equal(overlay.vectors[n], last.source.vectors[before[image]])}
+    neighbours = {} if last is None else {image: pairs for image, pairs in last.neighbours.items() if image in before}
+    redo = changed | {image for image, pairs in neighbours.items() if any(i in changed for i, _ in pairs)}
+    vectors = overlay.vectors.copy()
+    for n, image in enumerate(ids):
+        if image not in redo:
+            vectors[n] = last.result.vectors[before[image]]
+    rows = [n for n, image in enumerate(ids) if image in redo]
+    if rows:
+        scores, found = search(loaded.index, overlay.vectors[rows], k + 1)
+        for row, n in enumerate(rows):
+            neighbours[ids[n]] = [(int(i), float(s)) for i, s in zip(found[row], scores[row], strict=True)
+                                  if i >= 0 and i != ids[n]][:k]
         # every neighbour's served vector in one call (one per moved image made a search wait for seconds)
-        wanted = np.unique(np.array([i for pairs in neighbours_of for i, _ in pairs], np.int64))
+        wanted = np.unique(np.array([i for n in rows for i, _ in neighbours[ids[n]]], np.int64))
         kept, served = memory.served_rows(version, wanted)
-        row_of = {image: n for n, image in enumerate(kept.tolist())}
-        vectors = overlay.vectors.copy()
-        for n, pairs in enumerate(neighbours_of):
+        row_of = {image: m for m, image in enumerate(kept.tolist())}
+        for n in rows:
+            pairs = neighbours[ids[n]]
             if pairs and all(i in row_of for i, _ in pairs):
-                neighbours = served[[row_of[i] for i, _ in pairs]]
-                vectors[n] = weighted_average(vectors[n : n + 1], neighbours[None],
+                vectors[n] = weighted_average(overlay.vectors[n : n + 1], served[[row_of[i] for i, _ in pairs]][None],
                                               np.array([[s for _, s in pairs]], np.float32))[0]
-        augmented[:] = [(loaded.version, overlay, Overlay(overlay.ids, vectors))]
-    return augmented[0][2]
+    return _Augmented(key, overlay, Overlay(overlay.ids, vectors), neighbours)
