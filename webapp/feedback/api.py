@@ -137,13 +137,20 @@ class FeedbackUndoView(FeedbackWrite):
 
 def _shown_result(request: Request, data: dict) -> tuple[Impression | None, Response | None]:
     """The impression that showed `image_id` for `query_id` to this requester, or the 404 that says why."""
-    images = {image.pk: image for image in Image.objects.filter(pk__in=[data["query_id"], data["image_id"]])}
-    for field in ("query_id", "image_id"):  # someone else's query is "not found", like a missing id
-        image = images.get(data[field])
-        if image is None or not privacy.can_view(image, request):
-            return None, Response({"detail": f"No image with id {data[field]} ({field})."}, status.HTTP_404_NOT_FOUND)
+    def not_found(field: str) -> tuple[None, Response]:  # someone else's query is "not found", like a missing id
+        return None, Response({"detail": f"No image with id {data[field]} ({field})."}, status.HTTP_404_NOT_FOUND)
+
+    images = {image.pk: image for image in
+              Image.objects.filter(pk__in=[data["query_id"], data["image_id"]]).only("id", "role")}
+    query, shown = images.get(data["query_id"]), images.get(data["image_id"])
+    if query is None:
+        return not_found("query_id")
+    if shown is None or not privacy.can_view(shown, request):
+        return not_found("image_id")
     impression = impressions.find_for_judgement(request, data["query_id"], data["image_id"], data.get("impression_id"))
-    if impression is None:
+    if impression is None:  # (an impression of yours makes the query yours to see: checked only without one)
+        if not privacy.can_view(query, request):
+            return not_found("query_id")
         return None, Response({"detail": "No search of this query by you was found (impression)."},
                               status.HTTP_404_NOT_FOUND)
     return impression, None
