@@ -4,12 +4,12 @@ moments, each judgement once; what a stopped process left is applied by housekee
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
+from tests.integration.support import wait_for
 from webapp.feedback import memory
 from webapp.feedback.models import ClickOffset, ConsumerCursor, Judgement
 from webapp.gallery.models import ModelVersion
@@ -53,19 +53,10 @@ def _watermark() -> int | None:
     return ConsumerCursor.objects.filter(name=name).values_list("watermark", flat=True).first()
 
 
-def _wait_for(condition, seconds: float = 20.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
 def test_the_background_thread_applies_every_click_once_and_the_request_applies_none(
         gallery, demo_folder, applied_by) -> None:
     judgements = _clicks(demo_folder, 5)
-    assert _wait_for(lambda: _watermark() == judgements[-1])
+    wait_for(lambda: _watermark() == judgements[-1], 20, "the background pass over every click", every=0.05)
     assert applied_by and set(applied_by) == {"click-memory"}  # never the request's thread
     assert ClickOffset.objects.exists()
     assert housekeeping()["remembered"] == 0  # nothing left over, nothing applied twice
