@@ -5,6 +5,7 @@ NMI, MAP@R and α."""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.webapp.browser.support import log_in_as_staff
 from tests.webapp.feedback_factory import make_images
@@ -36,10 +37,12 @@ def test_versions_say_what_they_were_measured_on(page, shot, live_server, split_
 def test_online_mode_form_and_runs(page, shot, live_server, gallery, eager_tasks) -> None:
     log_in_as_staff(page, live_server.url)
     page.wait_for_selector("text=Learning dashboard")
-    assert page.locator("#id_loss").is_visible()
+    expect(page.locator("#id_loss")).to_be_visible()
     page.select_option("#id_mode", "oahu")
+    # app.js is deferred: on a slow page the change can land before its listener, and the fields hide when the
+    # script's DOMContentLoaded pass reads the mode, so wait for the state rather than read it once.
     for field in ("#id_loss", "#id_epochs", "#id_batch_size", "#id_lr", "#id_backbone", "#id_data"):
-        assert not page.locator(field).is_visible(), field
+        expect(page.locator(field), field).to_be_hidden()
     shot("online-form")
     page.click("text=Start training")  # nothing to learn: no triplets yet
     page.wait_for_selector("#progress .run-status")
