@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -46,7 +47,7 @@ def env_int(name: str, default: int, minimum: int | None = None, maximum: int | 
     return number
 
 
-def env_float(name: str, default: float, minimum: float | None = None) -> float:
+def env_float(name: str, default: float, minimum: float | None = None, maximum: float | None = None) -> float:
     value = env_str(name)
     if value is None:
         return default
@@ -54,8 +55,12 @@ def env_float(name: str, default: float, minimum: float | None = None) -> float:
         number = float(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+    if not math.isfinite(number):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a finite number.")
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name}={number} must be at least {minimum}.")
+    if maximum is not None and number > maximum:
+        raise ImproperlyConfigured(f"{name}={number} must be at most {maximum}.")
     return number
 
 

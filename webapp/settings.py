@@ -206,9 +206,7 @@ CLICK_MEMORY = env_bool("REFIND_CLICK_MEMORY", True)
 # judgements reach the click memory in a background thread of the web process (a click then costs a fraction
 # of a search); off: in the click's own request, after its commit
 CLICK_MEMORY_BACKGROUND = env_bool("REFIND_CLICK_MEMORY_BACKGROUND", True)
-CLICK_MEMORY_MAX_SHIFT = env_float("REFIND_CLICK_MEMORY_MAX_SHIFT", 0.1, minimum=0.0)
-if CLICK_MEMORY_MAX_SHIFT > 2.0:
-    raise ImproperlyConfigured(f"REFIND_CLICK_MEMORY_MAX_SHIFT={CLICK_MEMORY_MAX_SHIFT} must be at most 2.")
+CLICK_MEMORY_MAX_SHIFT = env_float("REFIND_CLICK_MEMORY_MAX_SHIFT", 0.1, minimum=0.0, maximum=2.0)
 SEARCH_MAX_K = 100
 # Feedback → triplets (docs/feedback.md)
 FEEDBACK_NEGATIVES = env_choice("REFIND_FEEDBACK_NEGATIVES", "skip_above", {"skip_above", "explicit_only"})

@@ -140,6 +140,11 @@ def _shown_result(request: Request, data: dict) -> tuple[Impression | None, Resp
     def not_found(field: str) -> tuple[None, Response]:  # someone else's query is "not found", like a missing id
         return None, Response({"detail": f"No image with id {data[field]} ({field})."}, status.HTTP_404_NOT_FOUND)
 
+    if data.get("impression_id") is not None:  # the usual click, in one query; anything else is sorted out below
+        found = impressions.own_showing_gallery_image(request, data["impression_id"], data["query_id"],
+                                                      data["image_id"])
+        if found is not None:
+            return found, None
     images = {image.pk: image for image in
               Image.objects.filter(pk__in=[data["query_id"], data["image_id"]]).only("id", "role")}
     query, shown = images.get(data["query_id"]), images.get(data["image_id"])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from django.db import connection
 from django.http import HttpRequest
 
 from webapp.feedback.models import Impression
 from webapp.gallery import privacy
+from webapp.gallery.models import Image
 
 
 def requester(request: HttpRequest, *, create: bool = False) -> tuple[object | None, str]:
@@ -38,3 +40,24 @@ def find_for_judgement(request: HttpRequest, query_id: int, image_id: int, impre
         if impression.rank_of(image_id) is not None:
             return impression
     return mine.order_by("-id").first()
+
+
+def own_showing_gallery_image(request: HttpRequest, impression_id: int, query_id: int, image_id: int):
+    """The requester's impression `impression_id` of `query_id` if `image_id` is a gallery image (anyone may
+    see it), else None: what a click usually names, read in one statement. Written as SQL because composing it
+    through the ORM cost ~0.65 ms of Python, a fifth of a click's (docs/benchmarks.md §11); it finds exactly
+    what `owned_by` does (tests/webapp/test_click_lookup.py compares them for every kind of requester)."""
+    user, session_key = requester(request)
+    if user is None and not session_key:
+        return None
+    column = {name: connection.ops.quote_name(Impression._meta.get_field(name).column)
+              for name in ("id", "query", "user", "session_key")}
+    image_table, image_id_column, role = (connection.ops.quote_name(name) for name in (
+        Image._meta.db_table, Image._meta.get_field("id").column, Image._meta.get_field("role").column))
+    owner = (f"{column['user']} = %s" if user is not None
+             else f"{column['user']} IS NULL AND {column['session_key']} = %s")
+    sql = (f"SELECT *, (SELECT {role} FROM {image_table} WHERE {image_table}.{image_id_column} = %s) AS shown_role "
+           f"FROM {connection.ops.quote_name(Impression._meta.db_table)} "
+           f"WHERE {column['id']} = %s AND {column['query']} = %s AND {owner}")
+    found = list(Impression.objects.raw(sql, [image_id, impression_id, query_id, user.pk if user else session_key]))
+    return found[0] if found and found[0].shown_role == Image.Role.GALLERY else None

@@ -26,6 +26,7 @@ been derived when it was stored. `record_judgement` does both at once (scripts, 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import django.dispatch
@@ -76,10 +77,11 @@ def store_judgement(impression: Impression, image_id: int, kind: str) -> Recorde
     if rank is None:
         raise FeedbackRejected(f"Image {image_id} was not shown in impression {impression.pk}.")
     explicit = kind != Judgement.Kind.CLICK
+    if not explicit:  # a click has one kind: a live one already there is a repeat, which the unique constraint reports
+        return _insert_once(impression, image_id, kind, rank)
     try:
         with transaction.atomic():
-            # A click has one kind: a live one already there is a repeat, which the unique constraint reports.
-            existing = _live(impression, image_id, explicit).first() if explicit else None
+            existing = _live(impression, image_id, explicit).first()
             retracted = 0
             if existing is not None:
                 TripletLog.objects.select_for_update().get_or_create(name="triplets")
@@ -95,6 +97,21 @@ def store_judgement(impression: Impression, image_id: int, kind: str) -> Recorde
         existing = _live(impression, image_id, explicit).get()
         return Recorded(existing, False, 0)
     return Recorded(judgement, True, 0, retracted)
+
+
+def _insert_once(impression: Impression, image_id: int, kind: str, rank: int) -> Recorded:
+    """Insert a click, or find the one already there. A single INSERT needs no transaction of its own: outside
+    one it commits by itself (no BEGIN and COMMIT round trips on the click's path); inside one a savepoint
+    keeps the surrounding transaction usable when the unique constraint refuses it."""
+    in_transaction = transaction.get_connection().in_atomic_block
+    try:
+        with transaction.atomic() if in_transaction else nullcontext():
+            judgement = Judgement.objects.create(
+                impression=impression, image_id=image_id, kind=kind, explicit=False, rank=rank
+            )
+    except IntegrityError:  # clicked before, or the same click arrived twice at once: the first one won
+        return Recorded(_live(impression, image_id, explicit=False).get(), False, 0)
+    return Recorded(judgement, True, 0)
 
 
 def derive_pending(batch: int = DERIVE_BATCH) -> int:
