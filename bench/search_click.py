@@ -52,20 +52,25 @@ def variant_env(variant: str) -> dict[str, str]:
     return {"REFIND_INFERENCE": path, **extra}
 
 
-def restart_web(stack: Stack, variant: str, workers: int, threads: int, previous: dict[str, str]) -> dict[str, str]:
-    """(Re)start gunicorn with the variant's settings (the previous variant's removed); the worker and the
-    database stay. Returns the settings it set."""
+def restart_web(stack: Stack, variant: str, workers: int, threads: int,
+                previous: dict[str, str | None]) -> dict[str, str | None]:
+    """(Re)start gunicorn with the variant's settings (the previous variant's undone: the stack's own values
+    back); the worker and the database stay. Returns what to undo next time (name: value before, or None)."""
     web = stack.processes.pop("web", None)
     if web is not None and web.poll() is None:
         os.killpg(web.pid, signal.SIGTERM)
         web.wait(timeout=RESTART_GRACE_S)
-    for name in previous:
-        stack.env.pop(name, None)
+    for name, value in previous.items():
+        if value is None:
+            stack.env.pop(name, None)
+        else:
+            stack.env[name] = value
     settings = variant_env(variant)
+    undo = {name: stack.env.get(name) for name in settings}
     stack.env.update(settings)
     stack.start_web(workers=workers, threads=threads)
     stack.wait_ready()
-    return settings
+    return undo
 
 
 def warm_up(stack: Stack, args, photos) -> None:
@@ -107,7 +112,7 @@ def main() -> None:
     rows: dict[str, list[dict]] = {p: [] for p in paths}
     try:
         stack.start_worker("default")
-        current: dict[str, str] = {}
+        current: dict[str, str | None] = {}
         for round_number in range(args.rounds):
             order = paths if round_number % 2 == 0 else paths[::-1]
             for path in order:

@@ -55,6 +55,8 @@ CACHES = {"default": (
      "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 1.0}}
     if _cache_url else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 )}
+# Sessions: from the shared cache when there is one, written through to the database (webapp/sessions.py)
+SESSION_ENGINE = "webapp.sessions" if _cache_url else "django.contrib.sessions.backends.db"
 
 # Files (docs/scaling.md). DATA_DIR is this host's: feature cache, artifact cache, embedded broker.
 # Everything a worker writes for others — media, model and index artifacts — goes through STORAGES:
