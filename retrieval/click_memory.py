@@ -112,7 +112,9 @@ def search_with_overlay(
     query: np.ndarray, wanted: int,
 ) -> list[tuple[int, float]]:
     """The `wanted` best (id, score) for one query over the index with the overlay's rows replacing the
-    index rows of the same ids (exact: the index is asked for more until enough non-overlaid rows remain)."""
+    index rows of the same ids (exact: when the first answer holds too few rows that did not move, the index
+    is asked once more for as many as can be needed: one search instead of a doubling series when most of
+    the gallery moved)."""
     query = np.asarray(query, dtype=np.float32).reshape(1, -1)
     moved = set(overlay.ids.tolist())
     fetch = min(ntotal, wanted + min(len(moved), wanted) + 1)
@@ -121,7 +123,7 @@ def search_with_overlay(
         kept = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0 and int(i) not in moved]
         if len(kept) >= wanted or fetch >= ntotal:
             break
-        fetch = min(ntotal, fetch * 2)
+        fetch = min(ntotal, wanted + len(moved))  # enough whatever moved: the moved can take len(moved) places
     if len(overlay):
         extra = overlay.vectors @ query[0]
         kept += [(int(i), float(s)) for i, s in zip(overlay.ids, extra, strict=True)]
