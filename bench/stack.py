@@ -60,7 +60,7 @@ class Stack:
                     "REFIND_DATA_DIR": str(self.data_dir), "DATABASE_URL": database_url,
                     "CELERY_BROKER_URL": broker_url, "DJANGO_SETTINGS_MODULE": "webapp.settings",
                     # as deployed (docker-compose.yml): rate limits and sessions in a shared Redis cache
-                    "REFIND_CACHE_URL": os.environ.get("REFIND_CACHE_URL", "redis://127.0.0.1:6379/12"),
+                    "REFIND_CACHE_URL": os.environ.get("REFIND_CACHE_URL", "redis://127.0.0.1:6379/11"),
                     "PYTHONUNBUFFERED": "1", **(extra_env or {})}
         self.processes: dict[str, subprocess.Popen] = {}
         self.base_url = ""
