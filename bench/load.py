@@ -8,8 +8,7 @@ every upload new bytes, so each search stores, decodes and embeds its query like
 a result with the query's species (`POST /api/v1/feedback/`), open the clicked image (its `image_url`),
 then wait `--think` seconds. Phase 1 is quiet; in phase 2 a batch retraining starts after a few
 seconds and its candidate is promoted (the index swap), and the phase lasts until the swap has been
-seen by the users. Errors are every non-2xx answer and every exception (timeouts included). Each user keeps
-one connection open, as a browser does (`--connections close`: a new connection per request, as before).
+seen by the users. Errors are every non-2xx answer and every exception (timeouts included).
 
 python -m bench.load --dataset ../shared/datasets/cub100 [--users 8] [--seconds 60] [--think 0.5]
 """
@@ -17,18 +16,20 @@ python -m bench.load --dataset ../shared/datasets/cub100 [--users 8] [--seconds 
 from __future__ import annotations
 
 import argparse
+import http.cookiejar
 import json
 import random
 import statistics
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import requests
 
 from bench.stack import PYTHON, ROOT, Stack, ensure_postgres_database
 
@@ -54,34 +55,32 @@ class User(threading.Thread):
     """One person with a cookie session: search, click a same-species result, open it, think."""
 
     def __init__(self, number: int, base: str, photos: list[tuple[str, bytes]], until: threading.Event,
-                 record: list[Sample], phase: str, t0: float, think: float, versions: dict,
-                 keep_alive: bool = True) -> None:
+                 record: list[Sample], phase: str, t0: float, think: float, versions: dict) -> None:
         super().__init__(daemon=True)
         self.number, self.base, self.photos, self.until = number, base, photos, until
         self.record, self.phase, self.t0, self.think, self.versions = record, phase, t0, think, versions
         self.rng = random.Random(f"{phase}-{number}")
-        self.http = requests.Session()  # cookies, and one connection kept open as a browser keeps it
-        if not keep_alive:  # --connections close: a new connection per request (what this bench did before)
-            self.http.headers["Connection"] = "close"
+        self.cookies = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
 
     def csrf_token(self) -> str | None:
         """The session's CSRF cookie (set by the first page, as a browser gets it), sent back on every write."""
-        return self.http.cookies.get("csrftoken")
+        return next((cookie.value for cookie in self.cookies if cookie.name == "csrftoken"), None)
 
     def call(self, endpoint: str, url: str, body: bytes | None = None, content_type: str | None = None):
-        headers = {"Content-Type": content_type} if content_type else {}
+        request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
+        if content_type:
+            request.add_header("Content-Type", content_type)
         if body is not None and (token := self.csrf_token()):
-            headers["X-CSRFToken"] = token
+            request.add_header("X-CSRFToken", token)
         started = time.perf_counter()
         error, payload = "", None
         try:
-            response = self.http.request("POST" if body is not None else "GET", url, data=body, headers=headers,
-                                         timeout=60)
-            if response.status_code >= 400:
-                error = f"HTTP {response.status_code}: {response.content[:200]!r}"
-            else:
-                payload = response.content
-        except requests.RequestException as exc:
+            with self.opener.open(request, timeout=60) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as exc:
+            error = f"HTTP {exc.code}: {exc.read()[:200]!r}"
+        except OSError as exc:
             error = f"{type(exc).__name__}: {exc}"
         self.record.append(Sample(self.phase, endpoint, started - self.t0, time.perf_counter() - started, error))
         return payload
@@ -110,12 +109,6 @@ class User(threading.Thread):
             self.call("feedback", f"{self.base}/api/v1/feedback/", click, "application/json")
             self.call("image", hit["image_url"])
             time.sleep(self.think)
-
-
-def add_connections_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--connections", choices=("keep-alive", "close"), default="keep-alive",
-                        help="each user keeps its connection open as a browser does (default), or opens one per "
-                             "request (the bench's behaviour until 2026-12-01)")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -157,8 +150,7 @@ def run_phase(name: str, stack: Stack, args, photos, during=None) -> tuple[list[
     stop = threading.Event()
     versions: dict = {}
     t0 = time.perf_counter()
-    users = [User(n, stack.base_url, photos, stop, samples, name, t0, args.think, versions,
-                  keep_alive=args.connections == "keep-alive") for n in range(args.users)]
+    users = [User(n, stack.base_url, photos, stop, samples, name, t0, args.think, versions) for n in range(args.users)]
     for user in users:
         user.start()
         time.sleep(args.think / args.users)  # staggered start
@@ -219,7 +211,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each phase")
     parser.add_argument("--think", type=float, default=0.5, help="pause of a user after each search + click")
     parser.add_argument("--web-workers", type=int, default=2)
-    add_connections_argument(parser)
     parser.add_argument("--loss", default="multi_similarity", help="loss of the retraining in phase 2")
     parser.add_argument("--epochs", type=int, default=20, help="epochs of the retraining in phase 2")
     parser.add_argument("--max-extra", type=float, default=600.0, help="phase 2 may run this long past --seconds")

@@ -25,7 +25,7 @@ import statistics
 import time
 from pathlib import Path
 
-from bench.load import add_connections_argument, load_photos, run_phase, summarise
+from bench.load import load_photos, run_phase, summarise
 from bench.stack import ROOT, Stack, ensure_postgres_database
 
 RESTART_GRACE_S = 30
@@ -93,7 +93,6 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--web-threads", type=int, default=4, help="gunicorn threads per worker (as the Dockerfile)")
-    add_connections_argument(parser)
     args = parser.parse_args()
     args.think = 0.0
     paths = [p for p in args.paths.split(",") if p]
