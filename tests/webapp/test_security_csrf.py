@@ -100,6 +100,14 @@ def test_session_authenticated_api_writes(split_demo, staff_user, demo_folder: P
                        HTTP_X_CSRFTOKEN=token).status_code == 201
 
 
+def test_an_anonymous_write_without_the_token_is_told_what_to_send() -> None:
+    refused = Client(enforce_csrf_checks=True).post(
+        "/api/v1/feedback/", {"query_id": 1, "image_id": 2, "judgement": "click"}, content_type="application/json")
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == ("CSRF failed: CSRF cookie not set. "
+                                        "Send X-CSRFToken with the session, or use a token.")
+
+
 def test_cookies_are_not_sent_on_cross_site_posts() -> None:
     """Anonymous API calls need no token (no login to ride on); SameSite=Lax keeps their session cookie home."""
     assert settings.SESSION_COOKIE_SAMESITE == "Lax" and settings.CSRF_COOKIE_SAMESITE == "Lax"

@@ -69,7 +69,8 @@ class CsrfUnlessToken(BasePermission):
         check.process_request(request._request)
         reason = check.process_view(request._request, None, (), {})
         if reason is not None:  # 403 (not the 401 DRF gives an anonymous request a permission refuses)
-            raise PermissionDenied(f"CSRF failed: {reason}. Send X-CSRFToken with the session, or use a token.")
+            raise PermissionDenied(f"CSRF failed: {reason.rstrip('.')}. "
+                                   "Send X-CSRFToken with the session, or use a token.")
         return True
 
 
