@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from django.db import connection
 from django.http import HttpRequest
 
@@ -51,15 +53,18 @@ def own_showing_gallery_image(request: HttpRequest, impression_id: int, query_id
     user, session_key = requester(request)
     if user is None and not session_key:
         return None
-    column = {name: connection.ops.quote_name(Impression._meta.get_field(name).column)
-              for name in ("id", "query", "user", "session_key")}
-    image_table, image_id_column, role = (connection.ops.quote_name(name) for name in (
-        Image._meta.db_table, Image._meta.get_field("id").column, Image._meta.get_field("role").column))
-    owner = (f"{column['user']} = %s" if user is not None
-             else f"{column['user']} IS NULL AND {column['session_key']} = %s")
-    sql = (f"SELECT *, (SELECT {role} FROM {image_table} WHERE {image_table}.{image_id_column} = %s) AS shown_role "
-           f"FROM {connection.ops.quote_name(Impression._meta.db_table)} "
-           f"WHERE {column['id']} = %s AND {column['query']} = %s AND {owner}")
-    found = list(Impression.objects.raw(sql, [image_id, impression_id, query_id,
-                                               session_key if user is None else user.pk]))
+    found = list(Impression.objects.raw(_lookup_sql(by_user=user is not None),
+                                        [image_id, impression_id, query_id, session_key if user is None else user.pk]))
     return found[0] if found and found[0].shown_role == Image.Role.GALLERY else None
+
+
+@cache
+def _lookup_sql(*, by_user: bool) -> str:
+    """`own_showing_gallery_image`'s statement, owned by a user or by an anonymous session (built once)."""
+    quote = connection.ops.quote_name
+    column = {name: quote(Impression._meta.get_field(name).column) for name in ("id", "query", "user", "session_key")}
+    images, image_id, role = (quote(name) for name in (
+        Image._meta.db_table, Image._meta.get_field("id").column, Image._meta.get_field("role").column))
+    owner = f"{column['user']} = %s" if by_user else f"{column['user']} IS NULL AND {column['session_key']} = %s"
+    return (f"SELECT *, (SELECT {role} FROM {images} WHERE {images}.{image_id} = %s) AS shown_role "
+            f"FROM {quote(Impression._meta.db_table)} WHERE {column['id']} = %s AND {column['query']} = %s AND {owner}")
