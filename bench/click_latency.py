@@ -128,7 +128,8 @@ def main() -> None:
                             "--timeout", "120"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     workers = [  # as deployed: training runs never wait behind reports and index jobs
         subprocess.Popen([sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", queue, "-P", "solo",
-                          "-n", f"{queue}@%h", "--loglevel", "WARNING"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+                          "-n", f"{queue}@%h", "--without-mingle", "--without-gossip",
+                          "--loglevel", "WARNING"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
         for queue in ("training", "default")
     ]
     import random

@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.stack import Stack, ensure_postgres_database  # noqa: E402
+from bench.stack import WORKER_FEATURES, Stack, ensure_postgres_database  # noqa: E402
 
 DIM = 1280  # EfficientNet-Lite0's pooled features: what the configured backbone's store holds
 
@@ -141,7 +141,8 @@ def main() -> None:
         print(json.dumps(report), flush=True)
 
         worker = stack._spawn("worker-default", [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q",
-                                                 "default", "-P", "solo", "-n", f"scale-{os.getpid()}@%h"])
+                                                 "default", "-P", "solo", "-n", f"scale-{os.getpid()}@%h",
+                                                 *WORKER_FEATURES])
         started = time.perf_counter()
         stack.manage("shell", "-c", "import time; from webapp.gallery.tasks import rebuild_index; "
                      "from webapp.gallery.models import IndexVersion; rebuild_index.apply_async(queue='default')\n"

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.stack import Stack, ensure_postgres_database  # noqa: E402
+from bench.stack import WORKER_FEATURES, Stack, ensure_postgres_database  # noqa: E402
 
 STATE = ("import json; from webapp.gallery.models import ImportJob; from webapp.gallery.jobs import job_progress; "
          "from django.db.models import Min, Max; job = ImportJob.objects.get(pk={pk}); p = job_progress(job); "
@@ -54,7 +54,8 @@ def run(workers: int, args, source: Path, warmup: Path) -> dict:
         stack.manage("migrate", "--noinput", "-v0")
         for n in range(workers):
             stack._spawn(f"worker-{n}", [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", "default",
-                                         "-P", "solo", "-n", f"import{n}-{os.getpid()}@%h", "--loglevel", "INFO"])
+                                         "-P", "solo", "-n", f"import{n}-{os.getpid()}@%h", *WORKER_FEATURES,
+                                         "--loglevel", "INFO"])
         stack.env["REFIND_IMPORT_CHUNK_SIZE"] = "1"  # warm-up: one file per chunk, every worker gets some
         wait(stack, job_id(stack.manage("import_images", str(warmup), "--detach", "--no-index")))
         stack.env["REFIND_IMPORT_CHUNK_SIZE"] = str(args.chunk)

@@ -21,6 +21,8 @@ from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
+# As deployed (docker-compose.yml, scripts/run.sh): no start-up sync or gossip between workers (docs/operations.md)
+WORKER_FEATURES = ("--without-mingle", "--without-gossip")
 
 
 def free_port() -> int:
@@ -98,7 +100,7 @@ class Stack:
     def start_worker(self, queue: str) -> None:
         """One solo worker per queue, as deployed: training never waits behind reports and index builds."""
         self._spawn(f"worker-{queue}", [PYTHON, "-m", "celery", "-A", "webapp", "worker", "-Q", queue, "-P", "solo",
-                                        "-n", f"{queue}-{os.getpid()}@%h", "--loglevel", "INFO"])
+                                        "-n", f"{queue}-{os.getpid()}@%h", *WORKER_FEATURES, "--loglevel", "INFO"])
 
     def start_beat(self) -> None:
         self._spawn("beat", [PYTHON, "-m", "celery", "-A", "webapp", "beat", "--loglevel", "INFO",

@@ -43,9 +43,9 @@ python manage.py seed_demo --per-class "${REFIND_DEMO_PER_CLASS:-25}"
 python manage.py ensure_admin > "$DATA/admin-login.txt"
 chmod 600 "$DATA/admin-login.txt"
 # Two workers so that a training run never waits behind index builds and reports (docs/learning.md).
-celery -A webapp worker -Q default -n default@%h --concurrency 1 --loglevel INFO > "$DATA/log/worker.log" 2>&1 &
+celery -A webapp worker -Q default -n default@%h --concurrency 1 --without-mingle --without-gossip --loglevel INFO > "$DATA/log/worker.log" 2>&1 &
 worker=$!
-celery -A webapp worker -Q training -n training@%h --concurrency 1 --loglevel INFO > "$DATA/log/trainer.log" 2>&1 &
+celery -A webapp worker -Q training -n training@%h --concurrency 1 --without-mingle --without-gossip --loglevel INFO > "$DATA/log/trainer.log" 2>&1 &
 trainer=$!
 celery -A webapp beat --loglevel INFO > "$DATA/log/beat.log" 2>&1 &
 beat=$!

@@ -127,7 +127,8 @@ def start_worker(env: dict[str, str], logs: Path, queues: str = "default,trainin
                  own_group: bool = False) -> Process:
     """A Celery worker; `pool="prefork"` runs tasks in a child process (one), as run.sh and compose do."""
     return Process([sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", queues, "-P", pool,
-                    "--concurrency", "1", "-n", f"{queues.replace(',', '-')}-{uuid.uuid4().hex[:6]}@%h",
+                    "--concurrency", "1", "--without-mingle", "--without-gossip",  # as deployed (docs/operations.md)
+                    "-n", f"{queues.replace(',', '-')}-{uuid.uuid4().hex[:6]}@%h",
                     "--loglevel", "INFO"], env, logs / f"worker-{uuid.uuid4().hex[:6]}.log", own_group=own_group)
 
 

@@ -91,6 +91,8 @@ def test_redis_down_keeps_search_and_feedback_and_training_catches_up(tmp_path: 
         finally:
             redis_proxy.start()
             logs = {"web": web.stop(), "worker": worker.stop(), "beat": beat.stop()}
+            for name, text in logs.items():  # shown by pytest only when the test fails
+                print(f"----- {name} log (tail) -----\n{text[-8000:]}")
         assert "Triplet derivation delayed: cannot reach the broker" in logs["web"]  # the worker asks for learning
         assert "Traceback" not in logs["web"], logs["web"][-3000:]
         assert "execute_run" in logs["worker"] and "succeeded" in logs["worker"]
