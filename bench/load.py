@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import http.cookiejar
 import json
+import multiprocessing
 import random
 import statistics
 import subprocess
@@ -142,6 +143,32 @@ def load_photos(dataset: Path, count: int, seed: int) -> list[tuple[str, bytes]]
         raise SystemExit(f"No JPEGs under {dataset / 'images'}/<species>/.")
     chosen = random.Random(seed).sample(files, min(count, len(files)))
     return [(f.parent.name, f.read_bytes()) for f in chosen]
+
+
+def _user_process(number: int, base: str, photos, stop, out, phase: str, t0: float, think: float) -> None:
+    """One user alone in its own process (its interpreter lock shared with nobody); its samples go to `out`."""
+    samples: list[Sample] = []
+    User(number, base, photos, stop, samples, phase, t0, think, {}).run()
+    out.put(samples)
+
+
+def run_phase_in_processes(name: str, stack: Stack, args, photos) -> tuple[list[Sample], float, dict]:
+    """As run_phase, but each user is a process of its own, as real users are separate browsers: with threads,
+    a user's clock also counts the time its thread waits for the one interpreter lock while another user
+    parses a search's JSON. Index versions are not followed (phase 2 of this bench uses threads)."""
+    context = multiprocessing.get_context("fork")
+    stop, out = context.Event(), context.Queue()
+    t0 = time.perf_counter()  # CLOCK_MONOTONIC: the same clock in the children
+    users = [context.Process(target=_user_process, args=(n, stack.base_url, photos, stop, out, name, t0, args.think),
+                             daemon=True) for n in range(args.users)]
+    for user in users:
+        user.start()
+    stop.wait(args.seconds)
+    stop.set()
+    samples = [sample for _ in users for sample in out.get(timeout=120)]
+    for user in users:
+        user.join(timeout=30)
+    return samples, time.perf_counter() - t0, {}
 
 
 def run_phase(name: str, stack: Stack, args, photos, during=None) -> tuple[list[Sample], float, dict]:

@@ -9,7 +9,10 @@ it; no think time). For each inference path in `--paths` the web server is resta
 that drifting machine load hits all of them alike. Reported per path: search p50/p95 and searches per
 second (the saturating throughput), click p50/p95, and click p50 / search p50 in the same round.
 A path may carry settings for its web server after colons, e.g. ``int8:REFIND_CLICK_MEMORY_BACKGROUND=0``
-(the click memory applied in the click's own request, as before it moved to a background thread).
+(the click memory applied in the click's own request, as before it moved to a background thread), and
+``users=processes`` to run each user in a process of its own (real users are separate browsers; with the
+default ``users=threads`` a user's timer also runs while its thread waits for the client's interpreter lock),
+and ``web=4x2`` for gunicorn's workers x threads (default ``--web-workers`` x ``--web-threads``).
 
     nice -n 5 python -m bench.search_click --dataset ../shared/datasets/cub100 --paths torch,int8
 """
@@ -25,7 +28,7 @@ import statistics
 import time
 from pathlib import Path
 
-from bench.load import load_photos, run_phase, summarise
+from bench.load import load_photos, run_phase, run_phase_in_processes, summarise
 from bench.stack import ROOT, Stack, ensure_postgres_database
 
 RESTART_GRACE_S = 30
@@ -45,11 +48,37 @@ def gallery_folder(dataset: Path, target: Path, count: int) -> Path:
     return target
 
 
-def variant_env(variant: str) -> dict[str, str]:
-    """The web server's settings for a variant `PATH[:NAME=VALUE...]`."""
+def _variant_settings(variant: str) -> tuple[str, dict[str, str]]:
     path, *settings = variant.split(":")
-    extra = dict(setting.split("=", 1) for setting in settings)
+    return path, dict(setting.split("=", 1) for setting in settings)
+
+
+def variant_env(variant: str) -> dict[str, str]:
+    """The web server's settings for a variant `PATH[:NAME=VALUE...]` (`users=...` is the bench's own)."""
+    path, extra = _variant_settings(variant)
+    extra.pop("users", None)
+    extra.pop("web", None)
     return {"REFIND_INFERENCE": path, **extra}
+
+
+def web_shape(variant: str, workers: int, threads: int) -> tuple[int, int]:
+    """`web=WxT`: gunicorn workers and threads for this variant (default: --web-workers x --web-threads)."""
+    shape = _variant_settings(variant)[1].get("web")
+    if shape is None:
+        return workers, threads
+    try:
+        wanted_workers, wanted_threads = (int(part) for part in shape.split("x"))
+    except ValueError:
+        raise SystemExit(f"web={shape}: expected web=WORKERSxTHREADS, e.g. web=4x2") from None
+    return wanted_workers, wanted_threads
+
+
+def users_are_processes(variant: str) -> bool:
+    """`users=processes`: each user its own process; default `threads` (one client process, as bench/load.py)."""
+    kind = _variant_settings(variant)[1].get("users", "threads")
+    if kind not in ("threads", "processes"):
+        raise SystemExit(f"users={kind}: expected users=threads or users=processes")
+    return kind == "processes"
 
 
 def restart_web(stack: Stack, variant: str, workers: int, threads: int,
@@ -68,6 +97,7 @@ def restart_web(stack: Stack, variant: str, workers: int, threads: int,
     settings = variant_env(variant)
     undo = {name: stack.env.get(name) for name in settings}
     stack.env.update(settings)
+    workers, threads = web_shape(variant, workers, threads)
     stack.start_web(workers=workers, threads=threads)
     stack.wait_ready()
     return undo
@@ -118,7 +148,8 @@ def main() -> None:
             for path in order:
                 current = restart_web(stack, path, args.web_workers, args.web_threads, current)
                 warm_up(stack, args, photos)
-                samples, seconds, _ = run_phase(f"{path}-{round_number}", stack, args, photos)
+                phase = run_phase_in_processes if users_are_processes(path) else run_phase
+                samples, seconds, _ = phase(f"{path}-{round_number}", stack, args, photos)
                 table = summarise(samples, seconds)
                 table["load"] = os.getloadavg()[0]
                 rows[path].append(table)

@@ -194,6 +194,9 @@ except IndexFactoryError as exc:
 HNSW_EF_SEARCH = env_int("REFIND_HNSW_EF_SEARCH", 128, minimum=1, maximum=100_000)
 IVF_NPROBE = env_int("REFIND_IVF_NPROBE", 16, minimum=1, maximum=1_000_000)
 SEARCH_THREADS = env_int("REFIND_SEARCH_THREADS", 1, minimum=1, maximum=256)
+# Web processes decode and embed uploads on threads this much nicer than requests (retrieval/priority.py):
+# clicks sharing the cores are served first. 0: in the request thread.
+EMBED_NICE = env_int("REFIND_EMBED_NICE", 10, minimum=0, maximum=19)
 EXTRACT_BATCH_SIZE = env_int("REFIND_EXTRACT_BATCH_SIZE", 16, minimum=1, maximum=512)
 EXTRACT_PARALLEL = env_int("REFIND_EXTRACT_PARALLEL", os.cpu_count() or 1, minimum=1, maximum=256)
 # How the backbone runs (retrieval/inference.py, docs/benchmarks.md §11): ONNX Runtime int8 or fp32, or torch.

@@ -127,3 +127,16 @@ def test_uploaded_query_thumbnail_is_served(gallery) -> None:
     thumb = APIClient().get(body["results"][0]["thumbnail_url"].replace("http://testserver", ""))
     assert thumb.status_code == 200
     assert b"".join(thumb.streaming_content)[:2] == b"\xff\xd8"
+
+
+def test_an_upload_is_embedded_below_the_request_s_priority(gallery, monkeypatch, settings) -> None:
+    """REFIND_EMBED_NICE: the forward pass of an upload runs on a thread that much nicer than the request."""
+    from retrieval.priority import MAX_NICE, thread_nice
+    from webapp.search import service
+
+    seen: list[int] = []
+    preprocess = service.preprocess
+    monkeypatch.setattr(service, "preprocess", lambda *args: (seen.append(thread_nice()), preprocess(*args))[1])
+    response = APIClient().post("/api/v1/search/", {"image": _upload(image_bytes("PNG", (80, 80)), "n.png")})
+    assert response.status_code == 200, response.content
+    assert seen == [min(MAX_NICE, thread_nice() + settings.EMBED_NICE)] and settings.EMBED_NICE == 10

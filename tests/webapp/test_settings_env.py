@@ -109,6 +109,7 @@ def _load_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
         ({"REFIND_INFERENCE": " int8"}, "REFIND_INFERENCE"),
         ({"REFIND_RELEVANCE_CUTOFF": "nan"}, "REFIND_RELEVANCE_CUTOFF"),  # every float setting is finite
         ({"REFIND_CLICK_MEMORY_MAX_SHIFT": "2.5"}, "REFIND_CLICK_MEMORY_MAX_SHIFT"),
+        ({"REFIND_EMBED_NICE": "20"}, "REFIND_EMBED_NICE"),  # Linux nice values end at 19
     ],
 )
 def test_bad_environment_stops_startup(tmp_path: Path, env: dict[str, str], message: str) -> None:

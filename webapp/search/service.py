@@ -10,12 +10,17 @@ from django.conf import settings
 from retrieval.extraction import preprocess
 from retrieval.images import ImageRejected, decode_image
 from retrieval.index import LoadedIndex
+from retrieval.priority import LowerPriority
 from webapp.gallery.features import ensure_features
 from webapp.gallery.models import Image, ModelVersion
 from webapp.gallery.storing import store_image
 from webapp.runtime import runtime
 from webapp.search import ranking
 from webapp.search.refine import SessionFeedback, adjusted_query
+
+# Decoding and embedding an upload run below the request threads' priority (REFIND_EMBED_NICE): a click in the
+# same process gets a core before a forward pass does (docs/benchmarks.md §11).
+embedding_priority = LowerPriority(settings.EMBED_NICE, name="embed")
 
 
 class SearchUnavailable(RuntimeError):
@@ -57,16 +62,17 @@ def store_query(data: bytes, original_name: str = "", backbone: str | None = Non
 
     Raises ImageRejected before anything is written.
     """
-    decoded = decode_image(
+    decoded = embedding_priority.run(lambda: decode_image(
         data, max_bytes=settings.MAX_UPLOAD_BYTES, min_side=settings.MIN_IMAGE_SIDE,
         max_pixels=settings.MAX_IMAGE_PIXELS,
-    )
+    ))
     image, _ = store_image(decoded, data, role=Image.Role.QUERY, original_name=original_name)
     name = backbone or ModelVersion.active().backbone  # a tuned backbone once a run fine-tuned one
     store = runtime.feature_store(name)
     if not store.contains(np.array([image.pk]))[0]:
-        crop = preprocess(decoded.rgb, runtime.backbone(name))
-        store.append(np.array([image.pk]), runtime.extractor(name).features([crop]))
+        model, extractor = runtime.backbone(name), runtime.extractor(name)  # the database is asked here, not there
+        store.append(np.array([image.pk]), embedding_priority.run(
+            lambda: extractor.features([preprocess(decoded.rgb, model)])))
     return image
 
 
