@@ -1,4 +1,5 @@
-"""GET /healthz: is this web process able to serve? Reports the database, the broker and the active index.
+"""GET /healthz: is this web process able to serve? Reports the database, the broker, the active index and
+whether the workers are silent (webapp/learning/silence.py).
 
 Answered by the first middleware, before the HTTPS redirect and the host check: a container's health check
 reaches it over plain HTTP on 127.0.0.1 under production settings. It reveals no more than the dashboard's
@@ -48,9 +49,20 @@ def _index(database_ok: bool) -> dict:
             "vectors": active["ntotal"]}
 
 
+def _workers(database_ok: bool, broker_ok: bool) -> dict:
+    """Not ok when no worker has run housekeeping for a long while although the broker answers."""
+    if not (database_ok and broker_ok):
+        return {"ok": True}  # unknown; the broken part says what is wrong
+    from webapp.learning.silence import workers_silent_for
+
+    silent = workers_silent_for()
+    return {"ok": True} if silent is None else {"ok": False, "silent_seconds": round(silent)}
+
+
 def health(request: HttpRequest) -> HttpResponse:
     database = _database()
     body = {"database": database, "broker": _broker(), "index": _index(database["ok"])}
+    body["workers"] = _workers(database["ok"], body["broker"]["ok"])
     body["status"] = "ok" if all(part["ok"] for part in body.values()) else (
         "degraded" if database["ok"] else "unavailable")
     response = JsonResponse(body, status=200 if database["ok"] else 503)

@@ -76,6 +76,13 @@ class OnlineSchedule(models.Model):
     requested_at = models.DateTimeField(null=True, blank=True)
 
 
+class Housekeeping(models.Model):
+    """When a worker last ran beat's housekeeping task (webapp/learning/silence.py)."""
+
+    name = models.CharField(max_length=20, unique=True, default="housekeeping")
+    ran_at = models.DateTimeField()
+
+
 class AlphaSnapshot(models.Model):
     """OAHU's depth weights α after some number of triplets (the paper's Figures 7b/8b)."""
 

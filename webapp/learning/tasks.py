@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from webapp.gallery.models import ModelVersion
-from webapp.learning import runs, scheduling
+from webapp.learning import runs, scheduling, silence
 from webapp.learning.evaluation import evaluate_version
 
 
@@ -29,6 +29,7 @@ def housekeeping() -> dict:
     from webapp.feedback.memory import apply_pending
     from webapp.feedback.triplets import derive_pending
 
+    silence.record_housekeeping()
     return {"reaped": runs.reap_stale_runs(), "unserved": runs.fail_unserved_runs(),
             "resent": runs.resend_queued_runs(), "derived": derive_pending(), "remembered": apply_pending(),
             "online_run": scheduling.run_online_update_if_needed()}

@@ -16,7 +16,7 @@ from webapp.gallery.demo import demo_image_ids
 from webapp.gallery.models import Image, IndexVersion, ModelVersion
 from webapp.gallery.removal import remove_images
 from webapp.gallery.state import gallery_state
-from webapp.learning import claims, plots
+from webapp.learning import claims, plots, silence
 from webapp.learning.models import TrainingRun
 from webapp.learning.parameters import InvalidParameters, RetrainForm, RunParameters
 from webapp.learning.promotion import VersionUnavailable, rollback
@@ -38,7 +38,8 @@ def _context() -> dict:
         },
         "demo": _demo_summary(),
         "current": claims.holder(),
-        "broker_problem": broker.problem(),
+        "broker_problem": (problem := broker.problem()),
+        "workers_silent_minutes": None if problem else silence.workers_silent_minutes(),
         "index_errors": IndexVersion.objects.exclude(load_error="").order_by("-id")[:5],
         "runs": TrainingRun.objects.select_related("candidate")[:20],
         "versions": version_rows(),
