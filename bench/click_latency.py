@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.stack import WORKER_FEATURES
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -128,7 +130,7 @@ def main() -> None:
                             "--timeout", "120"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     workers = [  # as deployed: training runs never wait behind reports and index jobs
         subprocess.Popen([sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", queue, "-P", "solo",
-                          "-n", f"{queue}@%h", "--without-mingle", "--without-gossip",
+                          "-n", f"{queue}@%h", *WORKER_FEATURES,
                           "--loglevel", "WARNING"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
         for queue in ("training", "default")
     ]

@@ -23,7 +23,7 @@ POOL_THREADS = 16  # threads are started on demand; more than any web process ru
 
 def per_thread_nice_supported() -> bool:
     """Linux only: elsewhere setpriority() on a thread id would renice the whole process (or fail)."""
-    return sys.platform.startswith("linux") and hasattr(threading, "get_native_id")
+    return sys.platform.startswith("linux")
 
 
 def thread_nice() -> int:

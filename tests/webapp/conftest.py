@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+from django.test import Client
 
+from tests.webapp.accounts import staff_client
 from webapp.gallery.demo import generate_demo_gallery
 from webapp.gallery.importer import ImportReport
 from webapp.gallery.jobs import import_tree
@@ -80,3 +82,9 @@ def object_storage(tmp_path: Path, settings) -> Path:
     entry = {"BACKEND": "tests.webapp.multihost.ObjectStorage", "OPTIONS": {"location": str(bucket)}}
     settings.STORAGES = {**settings.STORAGES, "default": entry, "artifacts": entry}
     return bucket
+
+
+@pytest.fixture
+def staff(db) -> Client:
+    """A client logged in as the staff user "boss" (a test module may define its own `staff`)."""
+    return staff_client()

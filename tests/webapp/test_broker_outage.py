@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 from kombu import pools
 from rest_framework.test import APIClient
@@ -38,13 +37,6 @@ def broker_down():
     _use_broker("redis://127.0.0.1:1/0")
     yield
     _use_broker("memory://")
-
-
-@pytest.fixture
-def staff() -> Client:
-    client = Client()
-    client.force_login(get_user_model().objects.create_user("boss", password="pw-boss-12345", is_staff=True))
-    return client
 
 
 def test_dashboard_warns_only_while_the_broker_is_unreachable(db, staff: Client, broker_down) -> None:

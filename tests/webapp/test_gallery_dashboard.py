@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 
 from webapp.gallery.models import Image, WatchedFolder
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff() -> Client:
-    client = Client()
-    client.force_login(get_user_model().objects.create_user("boss", password="pw-boss-12345", is_staff=True))
-    return client
 
 
 def test_the_page_is_staff_only_and_lists_images_and_imports(gallery, staff) -> None:

@@ -20,13 +20,6 @@ STAFF_APIS = ["/api/v1/training-runs/", "/api/v1/model-versions/", "/api/v1/repo
 
 
 @pytest.fixture
-def staff() -> Client:
-    client = Client()
-    client.force_login(get_user_model().objects.create_user("boss", password="pw-boss-12345", is_staff=True))
-    return client
-
-
-@pytest.fixture
 def member() -> Client:
     client = Client()
     client.force_login(get_user_model().objects.create_user("joe", password="pw-joe-123456"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
@@ -15,13 +14,6 @@ from webapp.learning.tasks import housekeeping
 
 pytestmark = pytest.mark.django_db
 SILENT = "No worker has run its periodic housekeeping for"
-
-
-@pytest.fixture
-def staff() -> Client:
-    client = Client()
-    client.force_login(get_user_model().objects.create_user("boss", password="pw-boss-12345", is_staff=True))
-    return client
 
 
 def _last_run(seconds_ago: float) -> None:
